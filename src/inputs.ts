@@ -1,0 +1,288 @@
+/**
+ * The only reader of action inputs. Every input is read once, validated, and turned into a typed
+ * config; secrets are masked the moment they are read, before anything can print them. Every
+ * failure is an InputError naming the input and what it accepts, raised before any request.
+ */
+import * as core from '@actions/core';
+import * as z from 'zod/mini';
+import { InputError, oneLine } from './errors.ts';
+import { maskSecret } from './publish.ts';
+
+export const OPERATIONS = [
+  'exchange',
+  'client-credentials',
+  'refresh',
+  'validate',
+  'revoke',
+] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+export const PLATFORMS = ['auto', 'mastodon', 'misskey', 'anyweb', 'oauth2'] as const;
+export type PlatformInput = (typeof PLATFORMS)[number];
+export type Platform = Exclude<PlatformInput, 'auto'>;
+
+export const AUTH_METHODS = ['auto', 'client_secret_basic', 'client_secret_post'] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
+export const OOB_REDIRECT_URI = 'urn:ietf:wg:oauth:2.0:oob';
+export const ANYWEB_INSTANCE = 'https://api.anyweb.cc';
+
+/** Where inputs come from and how secrets are masked; tests pass their own. */
+export interface InputSource {
+  get(name: string): string;
+  mask(secret: string): void;
+}
+
+export const actionInputs: InputSource = {
+  get: (name) => core.getInput(name),
+  mask: maskSecret,
+};
+
+export interface TokenConfig {
+  operation: Operation;
+  platform: PlatformInput;
+  /** Undefined only when the platform supplies a default (AnyWeb) or endpoints are explicit. */
+  instance: URL | undefined;
+  clientId?: string;
+  clientSecret?: string;
+  code?: string;
+  redirectUri: string;
+  scope?: string;
+  codeVerifier?: string;
+  accessToken?: string;
+  refreshToken?: string;
+  endpoints: {
+    token?: URL;
+    revocation?: URL;
+    introspection?: URL;
+    userinfo?: URL;
+  };
+  tokenEndpointAuthMethod: AuthMethod;
+  exportEnv?: string;
+  revokeOnExit: boolean;
+  failOnInvalid: boolean;
+  secretName?: string;
+  githubToken?: string;
+  timeoutMs: number;
+  maxAttempts: number;
+}
+
+/** What each operation cannot do without, whatever the platform. */
+const REQUIRED_BY_OPERATION: Record<Operation, readonly string[]> = {
+  exchange: ['code'],
+  'client-credentials': ['client-id', 'client-secret'],
+  refresh: ['refresh-token'],
+  validate: ['access-token'],
+  revoke: ['access-token'],
+};
+
+const TOKEN_OBTAINING: readonly Operation[] = ['exchange', 'client-credentials', 'refresh'];
+const SECRET_INPUTS = [
+  'client-secret',
+  'code',
+  'code-verifier',
+  'access-token',
+  'refresh-token',
+  'github-token',
+];
+
+export function parseTokenInputs(source: InputSource = actionInputs): TokenConfig {
+  // Mask first: a later error about another input must not run before a secret is registered.
+  for (const name of SECRET_INPUTS) {
+    const value = source.get(name);
+    if (value) source.mask(value);
+  }
+  const read = (name: string): string | undefined => optional(source.get(name));
+  const operation = readEnum(source, 'operation', OPERATIONS, undefined);
+  const platform = readEnum(source, 'platform', PLATFORMS, 'auto');
+
+  const endpoints = {
+    token: readUrl(source, 'token-endpoint'),
+    revocation: readUrl(source, 'revocation-endpoint'),
+    introspection: readUrl(source, 'introspection-endpoint'),
+    userinfo: readUrl(source, 'userinfo-endpoint'),
+  };
+  let instance = readUrl(source, 'instance');
+  if (!instance && platform === 'anyweb') instance = new URL(ANYWEB_INSTANCE);
+  if (!instance && !(platform === 'oauth2' && endpoints.token)) {
+    throw new InputError(
+      'instance',
+      'is required: the server base URL, e.g. https://social.example' +
+        (platform === 'oauth2' ? " (or give 'token-endpoint')" : ''),
+    );
+  }
+
+  for (const name of REQUIRED_BY_OPERATION[operation]) {
+    if (!read(name)) {
+      throw new InputError(name, `is required for operation '${operation}'`);
+    }
+  }
+
+  const redirectUri = read('redirect-uri') ?? OOB_REDIRECT_URI;
+  if (redirectUri !== OOB_REDIRECT_URI && !URL.canParse(redirectUri)) {
+    throw new InputError('redirect-uri', `must be an absolute URI or ${OOB_REDIRECT_URI}`);
+  }
+
+  const revokeOnExit = readBoolean(source, 'revoke-on-exit', false);
+  if (revokeOnExit && !TOKEN_OBTAINING.includes(operation)) {
+    throw new InputError(
+      'revoke-on-exit',
+      `applies only to operations that obtain a token (${TOKEN_OBTAINING.join(', ')}), not '${operation}'`,
+    );
+  }
+
+  const secretName = readName(source, 'secret-name');
+  const githubToken = read('github-token');
+  if (secretName) {
+    if (operation !== 'refresh') {
+      throw new InputError('secret-name', `is used only with operation 'refresh'`);
+    }
+    if (!githubToken) {
+      throw new InputError('github-token', `is required when 'secret-name' is set`);
+    }
+  }
+
+  return {
+    operation,
+    platform,
+    instance,
+    clientId: read('client-id'),
+    clientSecret: read('client-secret'),
+    code: read('code'),
+    redirectUri,
+    scope: readScope(source),
+    codeVerifier: read('code-verifier'),
+    accessToken: read('access-token'),
+    refreshToken: read('refresh-token'),
+    endpoints,
+    tokenEndpointAuthMethod: readEnum(source, 'token-endpoint-auth-method', AUTH_METHODS, 'auto'),
+    exportEnv: readName(source, 'export-env'),
+    revokeOnExit,
+    failOnInvalid: readBoolean(source, 'fail-on-invalid', true),
+    secretName,
+    githubToken,
+    timeoutMs: readNumber(source, 'timeout-seconds', { min: 1, max: 600, fallback: 30 }) * 1000,
+    maxAttempts: readNumber(source, 'max-attempts', {
+      min: 1,
+      max: 10,
+      fallback: 3,
+      integer: true,
+    }),
+  };
+}
+
+function optional(value: string): string | undefined {
+  const trimmed = value.trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+/** A non-secret value quoted for an error message: one line, short. */
+function quoted(value: string): string {
+  return JSON.stringify(oneLine(value, 60));
+}
+
+export function readEnum<const T extends readonly string[]>(
+  source: InputSource,
+  name: string,
+  allowed: T,
+  fallback: T[number] | undefined,
+): T[number] {
+  const value = optional(source.get(name));
+  if (value === undefined) {
+    if (fallback !== undefined) return fallback;
+    throw new InputError(name, `is required; allowed values: ${allowed.join(', ')}`);
+  }
+  const parsed = z.safeParse(z.enum(allowed), value.toLowerCase());
+  if (!parsed.success) {
+    throw new InputError(name, `got ${quoted(value)}; allowed values: ${allowed.join(', ')}`);
+  }
+  return parsed.data as T[number];
+}
+
+const TRUE_VALUES = ['true', 'True', 'TRUE'];
+const FALSE_VALUES = ['false', 'False', 'FALSE'];
+
+/** YAML 1.2 core-schema booleans, as the runner documents them. */
+export function readBoolean(source: InputSource, name: string, fallback: boolean): boolean {
+  const value = optional(source.get(name));
+  if (value === undefined) return fallback;
+  if (TRUE_VALUES.includes(value)) return true;
+  if (FALSE_VALUES.includes(value)) return false;
+  throw new InputError(name, `got ${quoted(value)}; allowed values: true, false`);
+}
+
+export function readNumber(
+  source: InputSource,
+  name: string,
+  rule: { min: number; max: number; fallback: number; integer?: boolean },
+): number {
+  const value = optional(source.get(name));
+  if (value === undefined) return rule.fallback;
+  const number = Number(value);
+  const kind = rule.integer ? 'a whole number' : 'a number';
+  if (
+    !/^\d+(\.\d+)?$/.test(value) ||
+    (rule.integer && !Number.isInteger(number)) ||
+    number < rule.min ||
+    number > rule.max
+  ) {
+    throw new InputError(name, `got ${quoted(value)}; expected ${kind} from ${rule.min} to ${rule.max}`);
+  }
+  return number;
+}
+
+const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/** A server URL: https, or http only on loopback; no credentials, query or fragment. */
+export function readUrl(source: InputSource, name: string): URL | undefined {
+  const value = optional(source.get(name));
+  if (value === undefined) return undefined;
+  const expected = 'expected an https:// URL such as https://social.example';
+  if (!URL.canParse(value)) throw new InputError(name, `got ${quoted(value)}; ${expected}`);
+  const url = new URL(value);
+  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.test(url.hostname)) {
+    throw new InputError(
+      name,
+      `plain http:// is allowed only for loopback addresses (localhost, 127.0.0.1, [::1]); ${expected}`,
+    );
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new InputError(name, `got ${quoted(url.protocol)} URL; ${expected}`);
+  }
+  if (url.username || url.password) {
+    throw new InputError(name, 'must not contain a user name or password');
+  }
+  if (url.search || url.hash) {
+    throw new InputError(name, 'must not contain a query (?…) or fragment (#…)');
+  }
+  return url;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,99}$/;
+const RESERVED_NAME = /^(GITHUB_|RUNNER_|ACTIONS_|INPUT_|STATE_)|^(PATH|NODE_OPTIONS|HOME|CI)$/i;
+
+/** An environment variable or secret name; reserved prefixes would break the runner. */
+function readName(source: InputSource, name: string): string | undefined {
+  const value = optional(source.get(name));
+  if (value === undefined) return undefined;
+  if (!ENV_NAME.test(value) || RESERVED_NAME.test(value)) {
+    throw new InputError(
+      name,
+      `got ${quoted(value)}; expected letters, digits and underscores, not starting with a digit, ` +
+        'GITHUB_, RUNNER_, ACTIONS_, INPUT_ or STATE_',
+    );
+  }
+  return value;
+}
+
+/** Scopes are space-separated; commas and newlines are accepted too and normalised. */
+function readScope(source: InputSource): string | undefined {
+  const value = optional(source.get('scope'));
+  if (value === undefined) return undefined;
+  const scopes = value.split(/[\s,]+/).filter(Boolean);
+  const invalid = scopes.find((scope) => !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope));
+  if (invalid !== undefined) {
+    throw new InputError('scope', `got ${quoted(invalid)}; scopes are printable ASCII without quotes or backslashes`);
+  }
+  return scopes.join(' ');
+}

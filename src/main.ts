@@ -1,0 +1,58 @@
+/** The token action's main step: parse → act → publish. */
+import { describeError } from './errors.ts';
+import { parseTokenInputs } from './inputs.ts';
+import { runOperation } from './operations.ts';
+import {
+  fail,
+  info,
+  maskSecret,
+  publishResult,
+  saveRevokeState,
+  summaryRows,
+  writeSummary,
+  type OperationResult,
+} from './publish.ts';
+
+export async function run(): Promise<void> {
+  try {
+    const config = parseTokenInputs();
+    const result = await runOperation(config, { mask: maskSecret, log: info });
+    publishResult(result, { exportEnv: config.exportEnv });
+    if (config.revokeOnExit && result.tokens) {
+      saveRevokeState({
+        accessToken: result.tokens.accessToken,
+        platform: result.platform,
+        expiresAt: result.tokens.expiresAt,
+      });
+    }
+    info(describeResult(result));
+    await writeSummary(`fedi-token: ${config.operation}`, summaryRows(result));
+    if (result.valid === false && config.failOnInvalid) {
+      fail(`The access token is not valid: ${result.reason ?? 'rejected by the server'}`);
+    }
+  } catch (error) {
+    fail(describeError(error));
+  }
+}
+
+/** One log line of non-secret facts. */
+function describeResult(result: OperationResult): string {
+  const who = result.identity?.username
+    ? ` for ${result.identity.kind === 'app' ? 'app ' : '@'}${result.identity.username}`
+    : '';
+  const where = `on ${result.platform}`;
+  switch (result.operation) {
+    case 'validate':
+      return result.valid
+        ? `The access token is valid${who} ${where}`
+        : `The access token is not valid ${where}: ${result.reason ?? 'rejected'}`;
+    case 'revoke':
+      return `The access token was revoked ${where}`;
+    default: {
+      const expires = result.tokens?.expiresAt?.toISOString() ?? 'never';
+      return `Got a ${result.tokens?.tokenType ?? ''} token${who} ${where} (expires: ${expires})`;
+    }
+  }
+}
+
+await run();

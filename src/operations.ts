@@ -1,0 +1,107 @@
+/**
+ * Config → provider call → result. Shared by the action's main and post steps and by the CLI; it
+ * knows nothing of @actions/core (secrets reach the runner through `mask`).
+ */
+import { InputError, UnsupportedError } from './errors.ts';
+import { Http } from './http.ts';
+import type { Operation, Platform, TokenConfig } from './inputs.ts';
+import type { OperationResult } from './publish.ts';
+import { detectPlatform } from './providers/detect.ts';
+import type { Provider, ProviderContext, Software } from './providers/provider.ts';
+import { providerFor } from './providers/registry.ts';
+
+export interface Runtime {
+  mask(secret: string): void;
+  log(message: string): void;
+  http?: Http;
+}
+
+export interface Resolved {
+  provider: Provider;
+  ctx: ProviderContext;
+  software?: Software;
+}
+
+/** Find the platform (detecting it only for `auto`), then check the platform's own inputs. */
+export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Resolved> {
+  const http =
+    runtime.http ?? new Http({ timeoutMs: config.timeoutMs, maxAttempts: config.maxAttempts });
+  const instance = config.instance ?? originOf(config);
+  let platform: Platform;
+  let software: Software | undefined;
+  if (config.platform === 'auto') {
+    ({ platform, software } = await detectPlatform(http, instance));
+    runtime.log(`Detected ${platform}${software ? ` (${software.name})` : ''} at ${instance.origin}`);
+  } else {
+    platform = config.platform;
+  }
+  const provider = providerFor(platform);
+  provider.checkInputs(config.operation, config);
+  if (config.revokeOnExit && !provider.revoke) {
+    throw new InputError('revoke-on-exit', provider.unsupported('revoke'));
+  }
+  const ctx: ProviderContext = {
+    http,
+    instance,
+    config,
+    mask: runtime.mask,
+    log: runtime.log,
+  };
+  return { provider, ctx, software };
+}
+
+export async function runOperation(config: TokenConfig, runtime: Runtime): Promise<OperationResult> {
+  const { provider, ctx, software } = await resolve(config, runtime);
+  const base = { operation: config.operation, platform: provider.platform, software };
+  const call = <K extends keyof Provider>(name: K, operation: Operation): NonNullable<Provider[K]> => {
+    const method = provider[name];
+    if (!method) throw new UnsupportedError(provider.unsupported(operation));
+    return method as NonNullable<Provider[K]>;
+  };
+  switch (config.operation) {
+    case 'exchange':
+      return { ...base, ...(await call('exchangeCode', 'exchange').call(provider, ctx)) };
+    case 'client-credentials':
+      return {
+        ...base,
+        ...(await call('clientCredentials', 'client-credentials').call(provider, ctx)),
+      };
+    case 'refresh':
+      return { ...base, ...(await call('refresh', 'refresh').call(provider, ctx)) };
+    case 'validate': {
+      const validation = await call('validate', 'validate').call(
+        provider,
+        ctx,
+        required(config.accessToken),
+      );
+      return { ...base, ...validation };
+    }
+    case 'revoke':
+      await call('revoke', 'revoke').call(provider, ctx, required(config.accessToken));
+      return { ...base, revoked: true };
+  }
+}
+
+/** Revoke a token with the platform already known (the post step). */
+export async function revokeWith(
+  config: TokenConfig,
+  platform: Platform,
+  accessToken: string,
+  runtime: Runtime,
+): Promise<void> {
+  const { provider, ctx } = await resolve({ ...config, platform, operation: 'revoke' }, runtime);
+  if (!provider.revoke) throw new UnsupportedError(provider.unsupported('revoke'));
+  await provider.revoke(ctx, accessToken);
+}
+
+function required(value: string | undefined): string {
+  // inputs.ts guarantees these for the operations that use them.
+  if (value === undefined) throw new Error('missing value that inputs.ts should have required');
+  return value;
+}
+
+function originOf(config: TokenConfig): URL {
+  const endpoint = config.endpoints.token;
+  if (!endpoint) throw new InputError('instance', 'is required');
+  return new URL(endpoint.origin);
+}

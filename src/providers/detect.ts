@@ -1,0 +1,173 @@
+/**
+ * `platform: auto`: which family a server belongs to, in at most two requests. nodeinfo first
+ * (`/.well-known/nodeinfo` → the linked document → `software.name`); when the server has no
+ * nodeinfo, one request to `/api/v1/instance`, which Mastodon-API servers answer with their
+ * instance and Misskey-family servers answer with their own error shape.
+ */
+import * as z from 'zod/mini';
+import { NetworkError, ServerError, UnsupportedError } from '../errors.ts';
+import type { Http } from '../http.ts';
+import { ANYWEB_INSTANCE, type Platform } from '../inputs.ts';
+import type { Software } from './provider.ts';
+
+const MASTODON_API = [
+  'mastodon',
+  'gotosocial',
+  'pleroma',
+  'akkoma',
+  'hometown',
+  'glitch-soc',
+  'glitchsoc',
+  'friendica',
+  'pixelfed',
+  'takahe',
+  'iceshrimp.net',
+  'mitra',
+  'snac',
+  'wildebeest',
+];
+const MISSKEY_API = [
+  'misskey',
+  'sharkey',
+  'firefish',
+  'calckey',
+  'iceshrimp',
+  'cherrypick',
+  'foundkey',
+  'meisskey',
+  'catodon',
+];
+
+const nodeinfoLinks = z.object({
+  links: z.array(z.object({ rel: z.string(), href: z.string() })),
+});
+const nodeinfo = z.object({
+  software: z.object({ name: z.string(), version: z.optional(z.nullable(z.string())) }),
+  metadata: z.optional(
+    z.nullable(
+      z.object({
+        upstream: z.optional(z.nullable(z.object({ name: z.optional(z.string()) }))),
+      }),
+    ),
+  ),
+});
+const mastodonInstance = z.object({
+  version: z.string(),
+  uri: z.optional(z.string()),
+  domain: z.optional(z.string()),
+});
+
+export interface Detection {
+  platform: Platform;
+  software?: Software;
+}
+
+export function platformOfSoftware(name: string): Platform | undefined {
+  const lower = name.toLowerCase();
+  if (MASTODON_API.includes(lower)) return 'mastodon';
+  if (MISSKEY_API.includes(lower)) return 'misskey';
+  return undefined;
+}
+
+export async function detectPlatform(http: Http, instance: URL): Promise<Detection> {
+  if (instance.origin === new URL(ANYWEB_INSTANCE).origin) {
+    return { platform: 'anyweb', software: { name: 'anyweb' } };
+  }
+  const tried: string[] = [];
+  const wellKnown = new URL('/.well-known/nodeinfo', instance);
+  let links: z.infer<typeof nodeinfoLinks> | undefined;
+  try {
+    ({ data: links } = await http.json({ method: 'GET', url: wellKnown }, nodeinfoLinks));
+  } catch (error) {
+    if (!isAnswerOrRefusal(error)) throw error;
+    tried.push(`${wellKnown.pathname} (${shortReason(error)})`);
+  }
+
+  if (links) {
+    const href = pickNodeinfo(links.links);
+    if (!href) {
+      tried.push(`${wellKnown.pathname} (no nodeinfo 2.x link)`);
+    } else {
+      const documentUrl = new URL(href, wellKnown);
+      const { data } = await http.json({ method: 'GET', url: documentUrl }, nodeinfo);
+      const software = {
+        name: data.software.name.toLowerCase(),
+        version: data.software.version ?? undefined,
+      };
+      const upstream = data.metadata?.upstream?.name;
+      const platform =
+        platformOfSoftware(software.name) ?? (upstream ? platformOfSoftware(upstream) : undefined);
+      if (platform) return { platform, software };
+      throw new UnsupportedError(
+        `${instance.origin} runs '${software.name}', which fedi-token does not recognise. ` +
+          "Set 'platform' to mastodon (Mastodon API), misskey (Misskey API) or oauth2 if it speaks one of them",
+      );
+    }
+  }
+
+  // No usable nodeinfo: one request that both API families answer in their own way.
+  const instanceUrl = new URL('/api/v1/instance', instance);
+  const response = await http
+    .send({ method: 'GET', url: instanceUrl, accept: [400, 401, 403, 404, 405] })
+    .catch((error: unknown) => {
+      if (!isAnswerOrRefusal(error)) throw error;
+      tried.push(`${instanceUrl.pathname} (${shortReason(error)})`);
+      return undefined;
+    });
+  if (response) {
+    const body = safeJson(response.text);
+    if (response.status === 200) {
+      const parsed = z.safeParse(mastodonInstance, body);
+      if (parsed.success) {
+        return { platform: 'mastodon', software: softwareFromVersion(parsed.data.version) };
+      }
+    }
+    if (isMisskeyError(body)) return { platform: 'misskey', software: { name: 'misskey' } };
+    tried.push(`${instanceUrl.pathname} (HTTP ${response.status}, not a Mastodon or Misskey API)`);
+  }
+  throw new UnsupportedError(
+    `Could not tell which server ${instance.origin} runs; tried ${tried.join(', ')}. ` +
+      "Set 'platform' to mastodon, misskey, anyweb or oauth2",
+  );
+}
+
+function pickNodeinfo(links: { rel: string; href: string }[]): string | undefined {
+  const versions = ['2.1', '2.0'];
+  for (const version of versions) {
+    const link = links.find((l) => l.rel === `http://nodeinfo.diaspora.software/ns/schema/${version}`);
+    if (link) return link.href;
+  }
+  return links.find((l) => l.rel.includes('nodeinfo.diaspora.software/ns/schema/2'))?.href;
+}
+
+/** Mastodon-API servers report `4.3.0` or, copying it, `2.7.2 (compatible; Pleroma 2.6.0)`. */
+function softwareFromVersion(version: string): Software {
+  const compatible = /\(compatible; ([^\s)]+) ([^)]+)\)/.exec(version);
+  if (compatible?.[1]) return { name: compatible[1].toLowerCase(), version: compatible[2] };
+  return { name: 'mastodon', version };
+}
+
+function isMisskeyError(body: unknown): boolean {
+  const error = (body as { error?: { code?: unknown; id?: unknown } } | null)?.error;
+  return typeof error === 'object' && error !== null && typeof error.code === 'string' && 'id' in error;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A server that answered with an error, or refused, is a reason to try the next way. */
+function isAnswerOrRefusal(error: unknown): error is ServerError | NetworkError {
+  return (
+    error instanceof ServerError ||
+    (error instanceof NetworkError && (error.failure === 'refused' || error.failure === 'too-large'))
+  );
+}
+
+function shortReason(error: ServerError | NetworkError): string {
+  return error instanceof ServerError ? `HTTP ${error.status}` : error.failure;
+}

@@ -1,0 +1,14 @@
+import type { Platform } from '../inputs.ts';
+import { mastodonProvider } from './mastodon.ts';
+import type { Provider } from './provider.ts';
+
+/** One provider per platform; adding a platform is one line here and one module beside it. */
+const PROVIDERS: Partial<Record<Platform, Provider>> = {
+  mastodon: mastodonProvider,
+};
+
+export function providerFor(platform: Platform): Provider {
+  const provider = PROVIDERS[platform];
+  if (!provider) throw new Error(`No provider for platform '${platform}'`);
+  return provider;
+}

@@ -1,0 +1,151 @@
+/**
+ * The only caller of setSecret, setOutput, exportVariable, saveState and the job summary. Secrets
+ * are masked before any of them is written; the summary shows non-secret facts only.
+ */
+import * as core from '@actions/core';
+import type { Operation, Platform } from './inputs.ts';
+import type { Identity, Software, TokenSet } from './providers/provider.ts';
+
+/**
+ * Register a secret with the runner. Each line is registered too: the runner matches masks line
+ * by line, so a multi-line value would otherwise leak one line at a time.
+ */
+export function maskSecret(secret: string): void {
+  if (!secret) return;
+  core.setSecret(secret);
+  const lines = secret.split(/\r?\n/).map((line) => line.trim());
+  if (lines.length > 1) for (const line of lines) if (line) core.setSecret(line);
+}
+
+export interface OperationResult {
+  operation: Operation;
+  platform: Platform;
+  software?: Software;
+  tokens?: TokenSet;
+  identity?: Identity;
+  /** Set by `validate`. */
+  valid?: boolean;
+  reason?: string;
+  scope?: string;
+  expiresAt?: Date;
+  /** Set by `revoke`. */
+  revoked?: boolean;
+}
+
+export interface PublishOptions {
+  exportEnv?: string;
+}
+
+export function publishResult(result: OperationResult, options: PublishOptions = {}): void {
+  const { tokens } = result;
+  // Masking again is harmless and makes this function safe on its own.
+  if (tokens) {
+    maskSecret(tokens.accessToken);
+    if (tokens.refreshToken) maskSecret(tokens.refreshToken);
+  }
+  const scope = tokens?.scope ?? result.scope;
+  const expiresAt = tokens?.expiresAt ?? result.expiresAt;
+  const outputs: Record<string, string> = {
+    'access-token': tokens?.accessToken ?? '',
+    'refresh-token': tokens?.refreshToken ?? '',
+    'token-type': tokens?.tokenType ?? '',
+    scope: scope ?? '',
+    'expires-at': expiresAt?.toISOString() ?? '',
+    'account-id': result.identity?.id ?? '',
+    username: result.identity?.username ?? '',
+    platform: result.platform,
+    software: formatSoftware(result.software),
+    valid: result.valid === undefined ? '' : String(result.valid),
+  };
+  for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value);
+  if (options.exportEnv && tokens) core.exportVariable(options.exportEnv, tokens.accessToken);
+}
+
+export function formatSoftware(software: Software | undefined): string {
+  if (!software) return '';
+  return software.version ? `${software.name} ${software.version}` : software.name;
+}
+
+/** What the post step needs to revoke the token this step obtained. */
+export interface RevokeState {
+  accessToken: string;
+  platform: Platform;
+  expiresAt?: Date;
+}
+
+const STATE_TOKEN = 'revoke-token';
+const STATE_PLATFORM = 'revoke-platform';
+const STATE_EXPIRES = 'revoke-expires-at';
+
+export function saveRevokeState(state: RevokeState): void {
+  core.saveState(STATE_TOKEN, state.accessToken);
+  core.saveState(STATE_PLATFORM, state.platform);
+  core.saveState(STATE_EXPIRES, state.expiresAt?.toISOString() ?? '');
+}
+
+export function loadRevokeState(): RevokeState | undefined {
+  const accessToken = core.getState(STATE_TOKEN);
+  if (!accessToken) return undefined;
+  maskSecret(accessToken);
+  const expires = core.getState(STATE_EXPIRES);
+  return {
+    accessToken,
+    platform: core.getState(STATE_PLATFORM) as Platform,
+    expiresAt: expires ? new Date(expires) : undefined,
+  };
+}
+
+/** Rows of non-secret facts for the job summary; values come from servers, so they are escaped. */
+export async function writeSummary(title: string, rows: [string, string][]): Promise<void> {
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  const table = [
+    [
+      { data: 'Fact', header: true },
+      { data: 'Value', header: true },
+    ],
+    ...rows.map(([fact, value]) => [fact, escapeHtml(value || '—')]),
+  ];
+  await core.summary.addHeading(title, 3).addTable(table).write();
+}
+
+export function summaryRows(result: OperationResult): [string, string][] {
+  const rows: [string, string][] = [
+    ['Operation', result.operation],
+    ['Platform', result.platform],
+  ];
+  if (result.software) rows.push(['Software', formatSoftware(result.software)]);
+  if (result.identity) {
+    const who =
+      result.identity.kind === 'app'
+        ? `app ${result.identity.username}`
+        : `@${result.identity.username}`;
+    rows.push(['Account', `${who} (id ${result.identity.id})`]);
+  }
+  const scope = result.tokens?.scope ?? result.scope;
+  if (scope) rows.push(['Scopes', scope]);
+  if (result.tokens || result.valid) {
+    const expiresAt = result.tokens?.expiresAt ?? result.expiresAt;
+    rows.push(['Expires', expiresAt ? expiresAt.toISOString() : 'never']);
+  }
+  if (result.valid !== undefined) {
+    rows.push(['Valid', result.valid ? 'yes' : `no${result.reason ? ` (${result.reason})` : ''}`]);
+  }
+  if (result.revoked) rows.push(['Revoked', 'yes']);
+  return rows;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"'|]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function info(message: string): void {
+  core.info(message);
+}
+
+export function warn(message: string): void {
+  core.warning(message);
+}
+
+export function fail(message: string): void {
+  core.setFailed(message);
+}
