@@ -50,7 +50,8 @@ export class ServerError extends Error {
   }
 }
 
-export type NetworkFailure = 'refused' | 'timeout' | 'reset' | 'dns' | 'tls' | 'too-large' | 'other';
+export type NetworkFailure =
+  'refused' | 'timeout' | 'reset' | 'dns' | 'tls' | 'too-large' | 'other';
 
 /** No usable answer: the connection failed, timed out, or the body broke a limit. */
 export class NetworkError extends Error {

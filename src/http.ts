@@ -276,7 +276,8 @@ function readBody(
 function networkError(server: string, label: string, error: unknown, timeoutMs: number) {
   const code = (error as { code?: string } | undefined)?.code ?? '';
   const message = error instanceof Error ? error.message : '';
-  if (code === 'ECONNREFUSED') return new NetworkError(server, label, 'refused', 'connection refused');
+  if (code === 'ECONNREFUSED')
+    return new NetworkError(server, label, 'refused', 'connection refused');
   if (message.startsWith('Request timeout') || code === 'ETIMEDOUT') {
     return new NetworkError(server, label, 'timeout', `no answer within ${timeoutMs / 1000} s`);
   }
@@ -289,7 +290,12 @@ function networkError(server: string, label: string, error: unknown, timeoutMs: 
   if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('ERR_SSL')) {
     return new NetworkError(server, label, 'tls', `TLS failed (${code})`);
   }
-  return new NetworkError(server, label, 'other', oneLine(code || message || 'request failed', 120));
+  return new NetworkError(
+    server,
+    label,
+    'other',
+    oneLine(code || message || 'request failed', 120),
+  );
 }
 
 /** Milliseconds the server asks us to wait, from Retry-After or (on 429) X-RateLimit-Reset. */

@@ -226,7 +226,10 @@ export function readNumber(
     number < rule.min ||
     number > rule.max
   ) {
-    throw new InputError(name, `got ${quoted(value)}; expected ${kind} from ${rule.min} to ${rule.max}`);
+    throw new InputError(
+      name,
+      `got ${quoted(value)}; expected ${kind} from ${rule.min} to ${rule.max}`,
+    );
   }
   return number;
 }
@@ -282,7 +285,10 @@ function readScope(source: InputSource): string | undefined {
   const scopes = value.split(/[\s,]+/).filter(Boolean);
   const invalid = scopes.find((scope) => !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope));
   if (invalid !== undefined) {
-    throw new InputError('scope', `got ${quoted(invalid)}; scopes are printable ASCII without quotes or backslashes`);
+    throw new InputError(
+      'scope',
+      `got ${quoted(invalid)}; scopes are printable ASCII without quotes or backslashes`,
+    );
   }
   return scopes.join(' ');
 }

@@ -31,7 +31,9 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
   let software: Software | undefined;
   if (config.platform === 'auto') {
     ({ platform, software } = await detectPlatform(http, instance));
-    runtime.log(`Detected ${platform}${software ? ` (${software.name})` : ''} at ${instance.origin}`);
+    runtime.log(
+      `Detected ${platform}${software ? ` (${software.name})` : ''} at ${instance.origin}`,
+    );
   } else {
     platform = config.platform;
   }
@@ -50,10 +52,16 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
   return { provider, ctx, software };
 }
 
-export async function runOperation(config: TokenConfig, runtime: Runtime): Promise<OperationResult> {
+export async function runOperation(
+  config: TokenConfig,
+  runtime: Runtime,
+): Promise<OperationResult> {
   const { provider, ctx, software } = await resolve(config, runtime);
   const base = { operation: config.operation, platform: provider.platform, software };
-  const call = <K extends keyof Provider>(name: K, operation: Operation): NonNullable<Provider[K]> => {
+  const call = <K extends keyof Provider>(
+    name: K,
+    operation: Operation,
+  ): NonNullable<Provider[K]> => {
     const method = provider[name];
     if (!method) throw new UnsupportedError(provider.unsupported(operation));
     return method as NonNullable<Provider[K]>;

@@ -134,7 +134,9 @@ export async function detectPlatform(http: Http, instance: URL): Promise<Detecti
 function pickNodeinfo(links: { rel: string; href: string }[]): string | undefined {
   const versions = ['2.1', '2.0'];
   for (const version of versions) {
-    const link = links.find((l) => l.rel === `http://nodeinfo.diaspora.software/ns/schema/${version}`);
+    const link = links.find(
+      (l) => l.rel === `http://nodeinfo.diaspora.software/ns/schema/${version}`,
+    );
     if (link) return link.href;
   }
   return links.find((l) => l.rel.includes('nodeinfo.diaspora.software/ns/schema/2'))?.href;
@@ -149,7 +151,9 @@ function softwareFromVersion(version: string): Software {
 
 function isMisskeyError(body: unknown): boolean {
   const error = (body as { error?: { code?: unknown; id?: unknown } } | null)?.error;
-  return typeof error === 'object' && error !== null && typeof error.code === 'string' && 'id' in error;
+  return (
+    typeof error === 'object' && error !== null && typeof error.code === 'string' && 'id' in error
+  );
 }
 
 function safeJson(text: string): unknown {
@@ -164,7 +168,8 @@ function safeJson(text: string): unknown {
 function isAnswerOrRefusal(error: unknown): error is ServerError | NetworkError {
   return (
     error instanceof ServerError ||
-    (error instanceof NetworkError && (error.failure === 'refused' || error.failure === 'too-large'))
+    (error instanceof NetworkError &&
+      (error.failure === 'refused' || error.failure === 'too-large'))
   );
 }
 

@@ -35,14 +35,18 @@ export const mastodonProvider: Provider = {
   title: 'Mastodon-API server',
 
   checkInputs(operation: Operation, config: TokenConfig): void {
-    const needsClient = NEEDS_CLIENT[operation] || (config.revokeOnExit && operation !== 'validate');
+    const needsClient =
+      NEEDS_CLIENT[operation] || (config.revokeOnExit && operation !== 'validate');
     if (!needsClient) return;
     for (const [name, value] of [
       ['client-id', config.clientId],
       ['client-secret', config.clientSecret],
     ] as const) {
       if (!value) {
-        const why = operation === 'revoke' || config.revokeOnExit ? 'to revoke a token' : `for '${operation}'`;
+        const why =
+          operation === 'revoke' || config.revokeOnExit
+            ? 'to revoke a token'
+            : `for '${operation}'`;
         throw new InputError(name, `is required by Mastodon-API servers ${why}`);
       }
     }
@@ -101,7 +105,8 @@ export const mastodonProvider: Provider = {
 
   async validate(ctx: ProviderContext, accessToken: string): Promise<Validation> {
     const identity = await readAccount(ctx, accessToken);
-    if (!identity) return { valid: false, reason: 'the server does not accept it (revoked or unknown)' };
+    if (!identity)
+      return { valid: false, reason: 'the server does not accept it (revoked or unknown)' };
     return { valid: true, identity, scope: identity.scope };
   },
 
@@ -137,7 +142,10 @@ type FoundIdentity = Identity & { scope?: string };
  * supplied or not authorized" — its auth layer found the token and its app, and only then looked
  * for a user — which is the honest signal that the app token is valid.
  */
-async function readAccount(ctx: ProviderContext, token: string): Promise<FoundIdentity | undefined> {
+async function readAccount(
+  ctx: ProviderContext,
+  token: string,
+): Promise<FoundIdentity | undefined> {
   const userRequest = {
     method: 'GET' as const,
     url: new URL('api/v1/accounts/verify_credentials', base(ctx)),
@@ -180,4 +188,3 @@ async function readAccount(ctx: ProviderContext, token: string): Promise<FoundId
     description: 'the server offers no way to check an app token',
   });
 }
-

@@ -98,7 +98,12 @@ export async function revokeToken(ctx: ProviderContext, request: RevokeRequest):
     token: request.token,
     token_type_hint: request.tokenTypeHint,
   };
-  const httpRequest: HttpRequest = { method: 'POST', url: request.endpoint, idempotent: true, form };
+  const httpRequest: HttpRequest = {
+    method: 'POST',
+    url: request.endpoint,
+    idempotent: true,
+    form,
+  };
   if (request.auth === 'client_secret_basic' && request.clientId) {
     httpRequest.basic = { username: request.clientId, password: request.clientSecret ?? '' };
   } else {
