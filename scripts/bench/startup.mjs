@@ -1,0 +1,97 @@
+// Issue 2 benchmark: cold-start CPU of the bundled main step (a `validate` against the loopback
+// Mastodon server) as a ratio to a bare `node` start in the same run; bundle sizes; requests per
+// operation. Prints numbers; asserts nothing (targets: ≤ 1.25× bare node, main ≤ 250 kB).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startMastodonServer } from '../../__tests__/servers/mastodon.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const PROBE = join(ROOT, 'scripts', 'bench', 'cpu-probe.mjs');
+const RUNS = Number(process.env.BENCH_RUNS ?? 11);
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+};
+
+function runnerEnv(dir, inputs) {
+  const env = { PATH: process.env.PATH, HOME: dir, RUNNER_TEMP: dir };
+  for (const name of ['GITHUB_OUTPUT', 'GITHUB_ENV', 'GITHUB_STATE', 'GITHUB_STEP_SUMMARY']) {
+    env[name] = join(dir, name);
+    writeFileSync(env[name], '');
+  }
+  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+  return env;
+}
+
+/** CPU microseconds of one process, measured by the preloaded probe. */
+function cpuOf(args, env) {
+  const dir = mkdtempSync(join(tmpdir(), 'fedi-bench-'));
+  const probeFile = join(dir, 'cpu');
+  const result = spawnSync(NODE, ['--import', PROBE, ...args], {
+    env: { ...env, CPU_PROBE_FILE: probeFile },
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`run failed: ${result.stdout}${result.stderr}`);
+  return Number(readFileSync(probeFile, 'utf8').trim());
+}
+
+const server = await startMastodonServer({ flavour: 'mastodon' });
+try {
+  const token = server.issueToken({ scope: 'read' });
+  const dir = mkdtempSync(join(tmpdir(), 'fedi-bench-'));
+  const env = runnerEnv(dir, {
+    operation: 'validate',
+    instance: server.url,
+    platform: 'mastodon',
+    'access-token': token,
+  });
+  const bare = [];
+  const action = [];
+  // Interleaved, so drift in machine load hits both sides alike.
+  for (let i = 0; i < RUNS; i++) {
+    bare.push(cpuOf(['-e', '0'], env));
+    action.push(cpuOf([join(ROOT, 'dist', 'main', 'index.js')], env));
+  }
+  const bareMs = median(bare) / 1000;
+  const actionMs = median(action) / 1000;
+  console.log(`cold start CPU, median of ${RUNS} (node ${process.version}):`);
+  console.log(`  bare node          ${bareMs.toFixed(1)} ms`);
+  console.log(`  main (validate)    ${actionMs.toFixed(1)} ms`);
+  console.log(`  ratio              ${(actionMs / bareMs).toFixed(2)}x   (target <= 1.25x)`);
+
+  console.log('bundle sizes:');
+  for (const entry of ['main', 'post', 'snapshot', 'cli']) {
+    const file = join(ROOT, 'dist', entry, 'index.js');
+    if (existsSync(file)) console.log(`  dist/${entry}/index.js  ${(statSync(file).size / 1000).toFixed(1)} kB`);
+  }
+
+  console.log('requests per operation (platform given; + up to 2 with platform: auto):');
+  const count = (inputs) => {
+    const before = server.requests.length;
+    const runDir = mkdtempSync(join(tmpdir(), 'fedi-bench-'));
+    const result = spawnSync(NODE, [join(ROOT, 'dist', 'main', 'index.js')], {
+      env: runnerEnv(runDir, { instance: server.url, platform: 'mastodon', ...inputs }),
+      encoding: 'utf8',
+    });
+    if (result.status !== 0) throw new Error(`${inputs.operation} failed: ${result.stdout}`);
+    return server.requests.length - before;
+  };
+  const app = server.registerApp({ scopes: ['read', 'write'] });
+  const client = { 'client-id': app.clientId, 'client-secret': app.clientSecret };
+  const code = server.issueCode({ clientId: app.clientId, redirectUri: app.redirectUris[0] });
+  console.log(`  exchange             ${count({ operation: 'exchange', code, ...client })}`);
+  console.log(`  client-credentials   ${count({ operation: 'client-credentials', ...client })}`);
+  console.log(`  validate (user)      ${count({ operation: 'validate', 'access-token': token })}`);
+  const appToken = server.issueToken({ clientId: app.clientId, user: null });
+  console.log(`  validate (app)       ${count({ operation: 'validate', 'access-token': appToken })}`);
+  console.log(`  revoke               ${count({ operation: 'revoke', 'access-token': token, ...client })}`);
+  const detectBefore = server.requests.length;
+  count({ operation: 'validate', 'access-token': appToken, platform: 'auto' });
+  console.log(`  validate, auto       ${server.requests.length - detectBefore}`);
+} finally {
+  await server.close();
+}

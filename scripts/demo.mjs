@@ -1,0 +1,55 @@
+// `npm run demo`: the bundled action against embedded loopback servers — no account needed.
+// Each step runs `node dist/<entry>/index.js` exactly as the runner would, and prints the log as a
+// workflow log shows it (secrets masked by the runner's rules).
+import { startMastodonServer } from '../__tests__/servers/mastodon.ts';
+import { runAction } from '../__tests__/harness/action.ts';
+
+const step = async (title, entry, inputs, options) => {
+  console.log(`\n── ${title}`);
+  const run = await runAction(entry, inputs, options);
+  const log = run.maskedLog
+    .split('\n')
+    .filter((line) => line && !line.startsWith('::add-mask::'))
+    .map((line) => `   ${line}`)
+    .join('\n');
+  console.log(log || '   (no log lines)');
+  const shown = Object.entries(run.outputs)
+    .filter(([, value]) => value !== '')
+    .map(([name, value]) => `${name}=${run.masks.includes(value) ? '***' : value}`);
+  console.log(`   outputs: ${shown.join(', ') || '(none)'}   exit code: ${run.exitCode}`);
+  return run;
+};
+
+const server = await startMastodonServer({ flavour: 'mastodon' });
+try {
+  console.log(`Embedded Mastodon-API server at ${server.url}`);
+  const app = server.registerApp({ name: 'fedi-token demo', scopes: ['read', 'write'] });
+  // Stands in for the person who opens /oauth/authorize and approves the app.
+  const code = server.issueCode({ clientId: app.clientId, redirectUri: app.redirectUris[0] ?? '' });
+  const client = { 'client-id': app.clientId, 'client-secret': app.clientSecret };
+  const common = { instance: server.url };
+
+  const exchanged = await step('exchange: the approval code becomes a token', 'main', {
+    ...common,
+    operation: 'exchange',
+    code,
+    ...client,
+  });
+  const token = exchanged.outputs['access-token'] ?? '';
+  await step('validate: is the stored token still good? (platform: auto)', 'main', {
+    ...common,
+    operation: 'validate',
+    'access-token': token,
+  });
+  await step('revoke', 'main', { ...common, operation: 'revoke', 'access-token': token, ...client });
+  await step('validate after revoke (fail-on-invalid: false)', 'main', {
+    ...common,
+    operation: 'validate',
+    'access-token': token,
+    'fail-on-invalid': 'false',
+  });
+  await step('bad input: fails before any request', 'main', { ...common, operation: 'refesh' });
+  console.log(`\nThe server saw ${server.requests.length} requests. Every secret above was masked.`);
+} finally {
+  await server.close();
+}
