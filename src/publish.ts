@@ -30,6 +30,11 @@ export interface OperationResult {
   expiresAt?: Date;
   /** Set by `revoke`. */
   revoked?: boolean;
+  /**
+   * The step must fail although it has results to publish (the rotated refresh token could not be
+   * written back): the outputs are set first, then the step fails with this message.
+   */
+  failure?: string;
 }
 
 export interface PublishOptions {
@@ -119,7 +124,9 @@ export function summaryRows(result: OperationResult): [string, string][] {
       result.identity.kind === 'app'
         ? `app ${result.identity.username}`
         : `@${result.identity.username}`;
-    rows.push(['Account', `${who} (id ${result.identity.id})`]);
+    if (result.identity.username || result.identity.id) {
+      rows.push(['Account', result.identity.id ? `${who} (id ${result.identity.id})` : who]);
+    }
   }
   const scope = result.tokens?.scope ?? result.scope;
   if (scope) rows.push(['Scopes', scope]);

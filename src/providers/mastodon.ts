@@ -171,10 +171,13 @@ async function readAccount(
   const appResponse = await ctx.http.send(appRequest);
   if (appResponse.status === 200) {
     const app = parseJson(appRequest, appResponse, application);
+    // The app's id is not an account id: an app token has no account, and a user token that
+    // could not read its account still belongs to one we cannot name.
+    const isApp = response.status === 422;
     return {
-      id: app.id ?? '',
-      username: app.name,
-      kind: response.status === 422 ? 'app' : 'user',
+      id: '',
+      username: isApp ? app.name : '',
+      kind: isApp ? 'app' : 'user',
       scope: app.scopes?.join(' '),
     };
   }
