@@ -1,0 +1,33 @@
+/**
+ * Exit codes of `fedi-token`, documented in docs/cli.md. Scripts branch on them, so each failure
+ * the user can act on differently has its own code.
+ */
+export const EXIT = {
+  ok: 0,
+  /** The server or the network failed, or something unexpected happened. */
+  failure: 1,
+  /** The command line is wrong; nothing was sent anywhere. */
+  usage: 2,
+  /** The authorization did not complete: denied in the browser, or the answer was not ours. */
+  notAuthorized: 3,
+  /** Nobody approved within --timeout. */
+  timeout: 4,
+  /** A token was obtained but `gh secret set` failed for at least one secret. */
+  storeFailed: 5,
+  /** Ctrl-C (128 + SIGINT), as shells report it. */
+  interrupted: 130,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** A failure whose message is complete for the user and whose exit code says what kind it is. */
+export class CliError extends Error {
+  readonly exitCode: ExitCode;
+  constructor(exitCode: ExitCode, message: string) {
+    super(message);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+  }
+}
+
+export const usageError = (message: string): CliError => new CliError(EXIT.usage, message);

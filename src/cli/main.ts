@@ -1,0 +1,24 @@
+/** Process wiring for the CLI: real streams, Ctrl-C, the exit code. */
+import { CliError, EXIT } from './exit.ts';
+import { runCli } from './run.ts';
+
+export async function main(): Promise<void> {
+  const interrupt = new AbortController();
+  const onSigint = (): void =>
+    interrupt.abort(new CliError(EXIT.interrupted, 'Interrupted (Ctrl-C); nothing was stored'));
+  process.once('SIGINT', onSigint);
+  const code = await runCli(
+    {
+      argv: process.argv.slice(2),
+      env: process.env,
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    },
+    interrupt.signal,
+  );
+  process.off('SIGINT', onSigint);
+  process.exitCode = code;
+  // A request cut short by Ctrl-C would keep the process alive until its own timeout.
+  if (interrupt.signal.aborted) process.exit(code);
+}
