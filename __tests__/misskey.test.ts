@@ -1,0 +1,238 @@
+/**
+ * platform: misskey, run as the runner runs the bundle, against the loopback Misskey.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash, randomUUID } from 'node:crypto';
+import { findLeaks, runAction, type ActionRun } from './harness/action.ts';
+import { rateLimitFault, startMisskey, type MisskeyServer } from './servers/misskey.ts';
+
+let server: MisskeyServer;
+
+beforeAll(async () => {
+  server = await startMisskey();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+function run(inputs: Record<string, string>): Promise<ActionRun> {
+  return runAction('main', { instance: server.url, platform: 'misskey', ...inputs });
+}
+
+function expectNoLeaks(result: ActionRun, secrets: string[]): void {
+  expect(findLeaks(result, secrets)).toEqual([]);
+}
+
+describe('exchange with a MiAuth session id', () => {
+  it('returns the token and the account once, then explains ok:false', async () => {
+    const session = randomUUID();
+    const token = server.approveMiAuth(session, {
+      username: 'miauth_user',
+      permission: ['read:account', 'write:notes', 'read:notes-made-up'],
+    });
+    const first = await run({ operation: 'exchange', code: session });
+    expect(first.exitCode).toBe(0);
+    expect(first.outputs['access-token']).toBe(token);
+    expect(first.outputs.username).toBe('miauth_user');
+    expect(first.outputs['account-id']).toBe(server.user('miauth_user').id);
+    expect(first.outputs.platform).toBe('misskey');
+    expect(first.outputs['expires-at']).toBe('');
+    expect(first.masks).toEqual(expect.arrayContaining([session, token]));
+    expectNoLeaks(first, [session, token]);
+
+    const again = await run({ operation: 'exchange', code: session });
+    expect(again.exitCode).not.toBe(0);
+    expect(again.maskedLog).toContain('POST /api/miauth/{session}/check answered HTTP 200');
+    expect(again.maskedLog).toContain('not approved yet or was already used');
+    expect(again.maskedLog).toContain('start a new session');
+    expect(again.outputs['access-token']).toBeUndefined();
+    expectNoLeaks(again, [session, token]);
+  });
+
+  it('says the same for a session nobody approved, and never puts the id in the log', async () => {
+    const session = randomUUID();
+    const result = await run({ operation: 'exchange', code: session });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.maskedLog).toContain('ok:false');
+    expect(result.maskedLog).toContain("pressed 'Allow'");
+    expect(result.log).not.toMatch(new RegExp(`(?<!add-mask::)${session}`));
+    expectNoLeaks(result, [session]);
+  });
+
+  it('rejects a session id that would change the URL path, before any request', async () => {
+    const before = server.requests.length;
+    const result = await run({ operation: 'exchange', code: '../i/../../admin' });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.maskedLog).toContain("Input 'code'");
+    expect(server.requests.length).toBe(before);
+  });
+
+  it('approves through the MiAuth web page and redirects to the callback with the session', async () => {
+    const session = randomUUID();
+    const page = await fetch(
+      `${server.url}/miauth/${session}?name=test&permission=read:account&callback=${encodeURIComponent('http://127.0.0.1:9/cb?x=1')}`,
+    );
+    const html = await page.text();
+    expect(html).toContain('id="approve"');
+    const approve = await fetch(`${server.url}/miauth/${session}/approve`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        permission: 'read:account',
+        callback: 'http://127.0.0.1:9/cb?x=1',
+      }),
+      redirect: 'manual',
+    });
+    expect(approve.status).toBe(302);
+    const location = new URL(approve.headers.get('location') ?? '');
+    expect(location.searchParams.get('session')).toBe(session);
+    expect(location.searchParams.get('x')).toBe('1');
+    const result = await run({ operation: 'exchange', code: session });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs['access-token']).toMatch(/.+/);
+  });
+});
+
+describe('exchange with the legacy app flow', () => {
+  it('maps PENDING_SESSION, derives i = sha256(accessToken + appSecret), then NO_SUCH_SESSION', async () => {
+    const app = server.createApp({ permission: ['read:account'] });
+    const sessionToken = server.generateLegacySession(app.secret);
+    const inputs = { operation: 'exchange', 'client-secret': app.secret, code: sessionToken };
+
+    const pending = await run(inputs);
+    expect(pending.exitCode).not.toBe(0);
+    expect(pending.maskedLog).toContain(
+      'POST /api/auth/session/userkey answered HTTP 400 (PENDING_SESSION)',
+    );
+    expect(pending.maskedLog).toContain('not been approved yet');
+
+    const expected = server.approveLegacySession(sessionToken, { username: 'legacy_user' });
+    const done = await run(inputs);
+    expect(done.exitCode).toBe(0);
+    expect(done.outputs['access-token']).toBe(expected);
+    expect(done.outputs.username).toBe('legacy_user');
+    // The raw user key never leaves the provider; only the derived API token is output.
+    const raw = done.masks.find(
+      (mask) =>
+        createHash('sha256')
+          .update(mask + app.secret)
+          .digest('hex') === expected,
+    );
+    expect(raw).toBeDefined();
+    expectNoLeaks(done, [app.secret, sessionToken, expected, raw ?? '']);
+
+    const validate = await run({ operation: 'validate', 'access-token': expected });
+    expect(validate.exitCode).toBe(0);
+    expect(validate.outputs.valid).toBe('true');
+
+    const used = await run(inputs);
+    expect(used.exitCode).not.toBe(0);
+    expect(used.maskedLog).toContain('(NO_SUCH_SESSION)');
+    expect(used.maskedLog).toContain('already used');
+    expectNoLeaks(used, [app.secret, sessionToken]);
+  });
+
+  it('names a wrong app secret', async () => {
+    const result = await run({
+      operation: 'exchange',
+      'client-secret': 'nope-secret',
+      code: 'abc',
+    });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.maskedLog).toContain('(NO_SUCH_APP)');
+    expect(result.maskedLog).toContain("'client-secret' is not the secret");
+    expectNoLeaks(result, ['nope-secret']);
+  });
+});
+
+describe('validate', () => {
+  it('reports the account of a valid token and sends it as i in the body', async () => {
+    const token = server.issueToken('validator', ['read:account']);
+    const result = await run({ operation: 'validate', 'access-token': token });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.valid).toBe('true');
+    expect(result.outputs.username).toBe('validator');
+    expect(result.outputs['account-id']).toBe(server.user('validator').id);
+    expect(server.requests.at(-1)).toMatchObject({ path: '/api/i', body: { i: token } });
+    expectNoLeaks(result, [token]);
+  });
+
+  it('tells an unknown token (401) from one that lacks read:account (403)', async () => {
+    const revoked = server.issueToken('validator');
+    server.revokeToken(revoked);
+    const invalid = await run({ operation: 'validate', 'access-token': revoked });
+    expect(invalid.exitCode).not.toBe(0);
+    expect(invalid.maskedLog).toContain('AUTHENTICATION_FAILED');
+    expectNoLeaks(invalid, [revoked]);
+
+    const soft = await run({
+      operation: 'validate',
+      'access-token': revoked,
+      'fail-on-invalid': 'false',
+    });
+    expect(soft.exitCode).toBe(0);
+    expect(soft.outputs.valid).toBe('false');
+
+    const narrow = server.issueToken('validator', ['write:notes']);
+    const limited = await run({ operation: 'validate', 'access-token': narrow });
+    expect(limited.exitCode).toBe(0);
+    expect(limited.outputs.valid).toBe('true');
+    expect(limited.outputs.username).toBe('');
+    expect(limited.maskedLog).toContain('lacks the read:account permission');
+    expectNoLeaks(limited, [narrow]);
+  });
+
+  it('waits out a 429 RATE_LIMIT_EXCEEDED with Retry-After, and refuses a wait that is too long', async () => {
+    const token = server.issueToken('limited_user');
+    server.faults.inject(rateLimitFault('/api/i', 1));
+    const before = server.requests.length;
+    const result = await run({ operation: 'validate', 'access-token': token });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.valid).toBe('true');
+    expect(server.requests.length).toBe(before + 1);
+
+    server.faults.inject(rateLimitFault('/api/i', 3600));
+    const refused = await run({ operation: 'validate', 'access-token': token });
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.maskedLog).toContain('answered HTTP 429 (RATE_LIMIT_EXCEEDED)');
+    expect(refused.maskedLog).toContain('asks to wait 3600 s');
+    expectNoLeaks(refused, [token]);
+  });
+});
+
+describe('operations Misskey does not have', () => {
+  it('refuses revoke and revoke-on-exit before any request, saying where to revoke', async () => {
+    const token = server.issueToken('keeper');
+    const before = server.requests.length;
+    const revoke = await run({ operation: 'revoke', 'access-token': token });
+    expect(revoke.exitCode).not.toBe(0);
+    expect(revoke.maskedLog).toContain('Misskey does not let an app revoke its own token');
+    expect(revoke.maskedLog).toContain('Settings → API');
+    const onExit = await run({
+      operation: 'exchange',
+      code: randomUUID(),
+      'revoke-on-exit': 'true',
+    });
+    expect(onExit.exitCode).not.toBe(0);
+    expect(onExit.maskedLog).toContain("Input 'revoke-on-exit'");
+    expect(onExit.maskedLog).toContain('Installed apps');
+    expect(server.requests.length).toBe(before);
+    expectNoLeaks(revoke, [token]);
+  });
+
+  it('names the platform and the alternative for refresh and client-credentials', async () => {
+    const refresh = await run({ operation: 'refresh', 'refresh-token': 'rt-secret' });
+    expect(refresh.exitCode).not.toBe(0);
+    expect(refresh.maskedLog).toContain('Misskey tokens do not expire');
+    const cc = await run({
+      operation: 'client-credentials',
+      'client-id': 'a',
+      'client-secret': 'b',
+    });
+    expect(cc.exitCode).not.toBe(0);
+    expect(cc.maskedLog).toContain(
+      "Misskey has no app-only tokens; get a user token with 'exchange'",
+    );
+    expectNoLeaks(refresh, ['rt-secret']);
+  });
+});
