@@ -1,10 +1,14 @@
 import type { Platform } from '../inputs.ts';
+import { anywebProvider } from './anyweb.ts';
 import { mastodonProvider } from './mastodon.ts';
+import { misskeyProvider } from './misskey.ts';
 import type { Provider } from './provider.ts';
 
 /** One provider per platform; adding a platform is one line here and one module beside it. */
 const PROVIDERS: Partial<Record<Platform, Provider>> = {
   mastodon: mastodonProvider,
+  misskey: misskeyProvider,
+  anyweb: anywebProvider,
 };
 
 export function providerFor(platform: Platform): Provider {
