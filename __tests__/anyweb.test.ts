@@ -1,0 +1,279 @@
+/**
+ * platform: anyweb, run as the runner runs the bundle, against the loopback AnyWeb API.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { decodeJwt, expiry } from '../src/providers/anyweb.ts';
+import { findLeaks, runAction, type ActionRun } from './harness/action.ts';
+import { startAnyWeb, type AnyWebServer } from './servers/anyweb.ts';
+
+const servers: AnyWebServer[] = [];
+let server: AnyWebServer;
+let app: { appid: string; secret: string };
+
+beforeAll(async () => {
+  server = await start();
+  app = server.registerApp();
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function start(options: Parameters<typeof startAnyWeb>[0] = {}): Promise<AnyWebServer> {
+  const started = await startAnyWeb(options);
+  servers.push(started);
+  return started;
+}
+
+function run(on: AnyWebServer, inputs: Record<string, string>): Promise<ActionRun> {
+  return runAction('main', { instance: on.url, platform: 'anyweb', ...inputs });
+}
+
+function exchangeInputs(on: AnyWebServer, creds: { appid: string; secret: string }, code: string) {
+  return { operation: 'exchange', 'client-id': creds.appid, 'client-secret': creds.secret, code };
+}
+
+function expiresInSeconds(iso: string | undefined): number {
+  return (Date.parse(iso ?? '') - Date.now()) / 1000;
+}
+
+describe('exchange', () => {
+  it('accepts the new response generation: expiry, masked refresh token, unionid, scope', async () => {
+    const unionid = randomUUID();
+    const code = server.mintCode(app.appid, { unionid });
+    const result = await run(server, exchangeInputs(server, app, code));
+    expect(result.exitCode).toBe(0);
+    const { outputs } = result;
+    expect(outputs['account-id']).toBe(unionid);
+    expect(decodeJwt(outputs['access-token'] ?? '')?.id).toBe(unionid);
+    expect(outputs['refresh-token']).toMatch(/^ey/);
+    expect(outputs.scope).toBe('baseInfo identity');
+    expect(expiresInSeconds(outputs['expires-at'])).toBeGreaterThan(7000);
+    expect(expiresInSeconds(outputs['expires-at'])).toBeLessThanOrEqual(7200);
+    expect(result.masks).toEqual(
+      expect.arrayContaining([app.secret, code, outputs['access-token'], outputs['refresh-token']]),
+    );
+    expect(server.requests.at(-1)).toMatchObject({
+      path: '/oauth/accessToken',
+      body: { appid: app.appid, secret: app.secret, code },
+    });
+    expectNoLeaks(result, [app.secret, code, outputs['access-token'], outputs['refresh-token']]);
+  });
+
+  it.each(['old', 'wiki'] as const)('accepts the %s response generation', async (generation) => {
+    const other = await start({ generation });
+    const creds = other.registerApp();
+    const result = await run(other, exchangeInputs(other, creds, other.mintCode(creds.appid)));
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs['access-token']).toMatch(/^ey/);
+    expect(expiresInSeconds(result.outputs['expires-at'])).toBeGreaterThan(7000);
+    if (generation === 'old') expect(result.outputs['refresh-token']).toBe('');
+    else expect(result.outputs['refresh-token']).toMatch(/^ey/);
+    expectNoLeaks(result, [creds.secret, result.outputs['access-token'] ?? '']);
+  });
+
+  it('never treats a failure code under HTTP 200 as success, and names it', async () => {
+    const code = server.mintCode(app.appid);
+    const first = await run(server, exchangeInputs(server, app, code));
+    expect(first.exitCode).toBe(0);
+    const reused = await run(server, exchangeInputs(server, app, code));
+    expect(reused.exitCode).not.toBe(0);
+    expect(reused.outputs['access-token']).toBeUndefined();
+    expect(reused.maskedLog).toContain(
+      `${server.url} POST /oauth/accessToken answered HTTP 200 (A107P009): code is invalid`,
+    );
+    expect(reused.maskedLog).toContain('cfx_accounts');
+
+    const wrongSecret = await run(server, {
+      ...exchangeInputs(server, app, server.mintCode(app.appid)),
+      'client-secret': 'not-the-secret',
+    });
+    expect(wrongSecret.maskedLog).toContain('(A107P005): secret is invalid');
+    expect(wrongSecret.maskedLog).toContain("Check 'client-id' (the appid)");
+    expectNoLeaks(wrongSecret, ['not-the-secret', app.secret]);
+  });
+
+  it('reads a failure wrapper under an error status the same way', async () => {
+    const strict = await start({ failureStatus: 400 });
+    const creds = strict.registerApp();
+    const result = await run(strict, exchangeInputs(strict, creds, 'bad-code'));
+    expect(result.exitCode).not.toBe(0);
+    expect(result.maskedLog).toContain('POST /oauth/accessToken answered HTTP 400 (A107P009)');
+  });
+
+  it('fails before any request without client-id or client-secret', async () => {
+    const before = server.requests.length;
+    const result = await run(server, {
+      operation: 'exchange',
+      'client-id': app.appid,
+      code: 'c0de',
+    });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.maskedLog).toContain("Input 'client-secret': is required by AnyWeb");
+    expect(server.requests.length).toBe(before);
+  });
+});
+
+describe('refresh', () => {
+  it('rotates the refresh token; the old one then fails with A107B013', async () => {
+    const code = server.mintCode(app.appid);
+    const got = await run(server, exchangeInputs(server, app, code));
+    const oldRefresh = got.outputs['refresh-token'] ?? '';
+    const refreshed = await run(server, { operation: 'refresh', 'refresh-token': oldRefresh });
+    expect(refreshed.exitCode).toBe(0);
+    const newRefresh = refreshed.outputs['refresh-token'] ?? '';
+    const newAccess = refreshed.outputs['access-token'] ?? '';
+    expect(newRefresh).toMatch(/^ey/);
+    expect(newRefresh).not.toBe(oldRefresh);
+    expect(newAccess).not.toBe(got.outputs['access-token']);
+    expect(refreshed.outputs['account-id']).toBe(got.outputs['account-id']);
+    expect(refreshed.masks).toEqual(expect.arrayContaining([newRefresh, newAccess]));
+    expect(server.requests.at(-1)).toMatchObject({ path: '/open/refreshToken' });
+    expectNoLeaks(refreshed, [oldRefresh, newRefresh, newAccess]);
+
+    const stale = await run(server, { operation: 'refresh', 'refresh-token': oldRefresh });
+    expect(stale.exitCode).not.toBe(0);
+    expect(stale.maskedLog).toContain('POST /open/refreshToken answered HTTP 200 (A107B013)');
+    expect(stale.maskedLog).toContain('already used');
+    expectNoLeaks(stale, [oldRefresh]);
+  });
+
+  it('falls back to /oauth/refreshToken only when /open/refreshToken does not exist', async () => {
+    const legacy = await start({ refreshPath: '/oauth/refreshToken' });
+    const creds = legacy.registerApp();
+    const got = await run(legacy, exchangeInputs(legacy, creds, legacy.mintCode(creds.appid)));
+    const result = await run(legacy, {
+      operation: 'refresh',
+      'refresh-token': got.outputs['refresh-token'] ?? '',
+    });
+    expect(result.exitCode).toBe(0);
+    expect(legacy.requests.map((r) => r.path).slice(-2)).toEqual([
+      '/open/refreshToken',
+      '/oauth/refreshToken',
+    ]);
+  });
+});
+
+describe('validate', () => {
+  it('decodes exp locally without a request when no app credentials are given', async () => {
+    const code = server.mintCode(app.appid);
+    const got = await run(server, exchangeInputs(server, app, code));
+    const token = got.outputs['access-token'] ?? '';
+    const before = server.requests.length;
+    const result = await run(server, { operation: 'validate', 'access-token': token });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.valid).toBe('true');
+    expect(result.outputs['expires-at']).toBe(got.outputs['expires-at']);
+    expect(server.requests.length).toBe(before);
+
+    const expired = server.sign({
+      id: 'u',
+      appid: app.appid,
+      isRefresh: false,
+      exp: 1_700_000_000,
+    });
+    const stale = await run(server, {
+      operation: 'validate',
+      'access-token': expired,
+      'client-id': app.appid,
+      'client-secret': app.secret,
+      'fail-on-invalid': 'false',
+    });
+    expect(stale.exitCode).toBe(0);
+    expect(stale.outputs.valid).toBe('false');
+    expect(stale.maskedLog).toContain('expired at 2023-11-14T22:13:20.000Z');
+    expect(server.requests.length).toBe(before);
+    expectNoLeaks(result, [token]);
+  });
+
+  it('confirms with userInfo when client-id and client-secret are given', async () => {
+    const unionid = randomUUID();
+    const address = 'cfxtest:aak6a2u06b2ww0v67xdej48rggvadfem0ecnzgapz4';
+    const got = await run(
+      server,
+      exchangeInputs(server, app, server.mintCode(app.appid, { unionid, address })),
+    );
+    const token = got.outputs['access-token'] ?? '';
+    const inputs = {
+      operation: 'validate',
+      'access-token': token,
+      'client-id': app.appid,
+      'client-secret': app.secret,
+    };
+    const result = await run(server, inputs);
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs).toMatchObject({
+      valid: 'true',
+      'account-id': unionid,
+      username: address,
+      scope: 'baseInfo identity',
+    });
+    expect(server.requests.at(-1)).toMatchObject({
+      path: '/oauth/userInfo',
+      body: { appid: app.appid, unionid, accessToken: token },
+    });
+
+    server.deauthorize(app.appid, unionid);
+    const withdrawn = await run(server, inputs);
+    expect(withdrawn.exitCode).not.toBe(0);
+    expect(withdrawn.maskedLog).toContain('A107P011');
+
+    const forged = server.sign({
+      id: unionid,
+      appid: app.appid,
+      isRefresh: true,
+      exp: 4_000_000_000,
+    });
+    const rejected = await run(server, { ...inputs, 'access-token': forged });
+    expect(rejected.exitCode).not.toBe(0);
+    expect(rejected.maskedLog).toContain('AnyWeb rejects it (A107P006');
+    expectNoLeaks(rejected, [forged, app.secret, token]);
+  });
+
+  it('wants both app credentials or neither, before any request', async () => {
+    const before = server.requests.length;
+    const result = await run(server, {
+      operation: 'validate',
+      'access-token': 'a.b.c',
+      'client-id': app.appid,
+    });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.maskedLog).toContain("Input 'client-secret'");
+    expect(server.requests.length).toBe(before);
+  });
+});
+
+describe('operations AnyWeb does not have', () => {
+  it('names the platform and the alternative for revoke and client-credentials', async () => {
+    const revoke = await run(server, { operation: 'revoke', 'access-token': 'x.y.z' });
+    expect(revoke.exitCode).not.toBe(0);
+    expect(revoke.maskedLog).toContain('AnyWeb has no token revocation');
+    const cc = await run(server, {
+      operation: 'client-credentials',
+      'client-id': app.appid,
+      'client-secret': app.secret,
+    });
+    expect(cc.maskedLog).toContain("AnyWeb issues user tokens only; use 'exchange'");
+    expectNoLeaks(cc, [app.secret]);
+  });
+});
+
+describe('expiry', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  it('reads seconds, epoch seconds and epoch milliseconds', () => {
+    expect(expiry(7200, now)?.toISOString()).toBe('2026-01-01T02:00:00.000Z');
+    expect(expiry('1767232800', now)?.toISOString()).toBe('2026-01-01T02:00:00.000Z');
+    expect(expiry(1767232800000, now)?.toISOString()).toBe('2026-01-01T02:00:00.000Z');
+    expect(expiry(0, now)).toBeUndefined();
+    expect(expiry(null, now)).toBeUndefined();
+  });
+});
+
+function expectNoLeaks(result: ActionRun, secrets: (string | undefined)[]): void {
+  expect(
+    findLeaks(
+      result,
+      secrets.filter((s): s is string => Boolean(s)),
+    ),
+  ).toEqual([]);
+}
