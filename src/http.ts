@@ -13,7 +13,7 @@ import { VERSION } from './version.ts';
 export type QueryValue = string | number | boolean | undefined | readonly string[];
 
 export interface HttpRequest {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   url: URL | string;
   query?: Record<string, QueryValue>;
   /** Sent as application/x-www-form-urlencoded; undefined values are left out. */
@@ -242,22 +242,27 @@ function readBody(
 ): Promise<string> {
   const { maxBytes, server, label } = limits;
   return new Promise((resolve, reject) => {
+    let settled = false;
+    let idle: ReturnType<typeof setTimeout> | undefined;
     const fail = (failure: NetworkFailure, detail: string): void => {
+      // destroy() below emits 'aborted' synchronously: the first reason is the true one.
+      if (settled) return;
+      settled = true;
       clearTimeout(idle);
-      message.destroy();
       reject(new NetworkError(server, label, failure, detail));
+      message.destroy();
     };
     const tooLarge = (): void =>
       fail('too-large', `the answer is larger than ${Math.round(maxBytes / 1024)} KiB`);
+    const onIdle = (): void =>
+      fail('timeout', `the answer stalled for ${Math.round(limits.idleMs / 1000)} s`);
     const declared = Number(message.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBytes) return tooLarge();
     const chunks: Buffer[] = [];
     let size = 0;
-    let idle = setTimeout(onIdle, limits.idleMs);
-    function onIdle(): void {
-      fail('timeout', `the answer stalled for ${Math.round(limits.idleMs / 1000)} s`);
-    }
+    idle = setTimeout(onIdle, limits.idleMs);
     message.on('data', (chunk: Buffer) => {
+      if (settled) return;
       size += chunk.length;
       if (size > maxBytes) return tooLarge();
       chunks.push(chunk);
@@ -265,6 +270,8 @@ function readBody(
       idle = setTimeout(onIdle, limits.idleMs);
     });
     message.on('end', () => {
+      if (settled) return;
+      settled = true;
       clearTimeout(idle);
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
