@@ -156,3 +156,8 @@ export function warn(message: string): void {
 export function fail(message: string): void {
   core.setFailed(message);
 }
+
+/** Set several outputs at once; for entry points whose outputs hold no secrets. */
+export function setOutputs(outputs: Record<string, string>): void {
+  for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value);
+}

@@ -1,0 +1,531 @@
+/**
+ * A loopback server that lists one account's statuses the way each server family does
+ * (PROTOCOLS.md, checked against the servers' sources): Mastodon, GoToSocial and Pleroma through
+ * the Mastodon API, Misskey through `POST /api/users/notes`. Generated timelines hold replies to
+ * others, self-replies, boosts/renotes, media and every visibility. Faults can be injected into
+ * the listing requests (a 500, a 503 or a reset from the nth request on).
+ *
+ * Erasable TypeScript only, importing nothing but node: Node 24 runs it directly (benchmark, demo).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Flavour = 'mastodon' | 'gotosocial' | 'pleroma' | 'misskey';
+type Visibility = 'public' | 'unlisted' | 'private' | 'direct' | 'list';
+type Json = Record<string, unknown>;
+
+export interface Post {
+  index: number;
+  id: string;
+  createdAt: string;
+  visibility: Visibility;
+  reply: 'none' | 'self' | 'other';
+  replyToId: string | null;
+  reblog: boolean;
+  media: boolean;
+}
+
+export interface Fault {
+  /** The first listing request (1-based) that fails. */
+  at: number;
+  kind: '500' | '503' | 'reset';
+  /** How many requests fail from `at` on; default: all of them. */
+  times?: number;
+}
+
+export interface TimelineServerOptions {
+  flavour: Flavour;
+  /** Statuses generated up front; default 1 200. */
+  posts?: number;
+  token?: string;
+  username?: string;
+  /** GoToSocial writes its configured host into Link URLs; default one that does not resolve. */
+  linkHost?: string;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: Record<string, string | string[]>;
+  body?: Json;
+  authorized: boolean;
+}
+
+const START = Date.parse('2024-01-01T00:00:00Z');
+const STEP_MS = 37 * 60 * 1000;
+const OTHER_ACCOUNT = 'other-account';
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+function encode(value: bigint, alphabet: string, width: number): string {
+  const base = BigInt(alphabet.length);
+  let out = '';
+  for (let v = value; v > 0n; v /= base) out = alphabet[Number(v % base)] + out;
+  return out.padStart(width, alphabet[0]).slice(-width);
+}
+
+/** Ids in each family's own format, increasing with time. */
+function makeId(flavour: Flavour, ms: number, index: number): string {
+  const seq = BigInt(index % 65536);
+  switch (flavour) {
+    case 'mastodon': // snowflake: milliseconds << 16 | sequence, far above 2^53
+      return ((BigInt(ms) << 16n) | seq).toString();
+    case 'gotosocial': // ULID: 10 characters of time, 16 of randomness (here derived)
+      return encode(BigInt(ms), CROCKFORD, 10) + encode(BigInt(index) * 7919n, CROCKFORD, 16);
+    case 'pleroma': // flake id: fixed width, sorts as text
+      return encode(BigInt(ms), BASE62, 9) + encode(BigInt(index) * 104729n, BASE62, 9);
+    case 'misskey': // aidx: base36 time, then node and counter
+      return (
+        encode(BigInt(ms), '0123456789abcdefghijklmnopqrstuvwxyz', 8) +
+        'k3x9' +
+        encode(seq, '0123456789abcdefghijklmnopqrstuvwxyz', 4)
+      );
+  }
+}
+
+function compareIds(a: string, b: string): number {
+  if (a.length !== b.length && /^\d+$/.test(a) && /^\d+$/.test(b)) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export class TimelineServer {
+  readonly flavour: Flavour;
+  readonly token: string;
+  readonly username: string;
+  readonly accountId: string;
+  readonly linkHost: string;
+  readonly posts: Post[] = [];
+  readonly requests: RecordedRequest[] = [];
+  fault: Fault | undefined;
+  url = '';
+  private listRequests = 0;
+  private readonly server: Server;
+
+  constructor(options: TimelineServerOptions) {
+    this.flavour = options.flavour;
+    this.token = options.token ?? `tl-token-${Math.random().toString(36).slice(2)}`;
+    this.username = options.username ?? 'alice';
+    this.accountId = makeId(this.flavour, START - 86_400_000, 0);
+    this.linkHost = options.linkHost ?? 'gts.example.invalid';
+    this.addPosts(options.posts ?? 1200);
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch(() => {
+        if (!res.headersSent) this.send(res, 500, { error: 'internal' });
+      });
+    });
+  }
+
+  static async start(options: TimelineServerOptions): Promise<TimelineServer> {
+    const server = new TimelineServer(options);
+    await new Promise<void>((resolve) => server.server.listen(0, '127.0.0.1', resolve));
+    server.url = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+    return server;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Publish `n` newer posts, as the user would between two runs. */
+  addPosts(n: number): Post[] {
+    const added: Post[] = [];
+    for (let k = 0; k < n; k++) {
+      const index = this.posts.length + 1;
+      const ms = START + index * STEP_MS;
+      let visibility: Visibility = 'public';
+      if (index % 19 === 2) visibility = 'direct';
+      else if (index % 17 === 1) visibility = 'private';
+      else if (index % 6 === 4) visibility = 'unlisted';
+      else if (this.flavour === 'pleroma' && index % 97 === 50) visibility = 'list';
+      const reply = index % 7 === 3 ? 'other' : index % 11 === 5 ? 'self' : 'none';
+      const previous = this.posts[this.posts.length - 1];
+      const post: Post = {
+        index,
+        id: makeId(this.flavour, ms, index),
+        createdAt: new Date(ms).toISOString(),
+        visibility,
+        reply,
+        replyToId:
+          reply === 'self' && previous
+            ? previous.id
+            : reply === 'other'
+              ? makeId(this.flavour, ms - 1000, index + 500_000)
+              : null,
+        reblog: reply === 'none' && index % 13 === 0,
+        media: index % 5 === 0 && !(reply === 'none' && index % 13 === 0),
+      };
+      this.posts.push(post);
+      added.push(post);
+    }
+    return added;
+  }
+
+  /** Listing requests (statuses or notes) served so far, faults included. */
+  get listingRequests(): number {
+    return this.listRequests;
+  }
+
+  // ---- rendering ------------------------------------------------------------------------------
+
+  private account(): Json {
+    const host = new URL(this.url).host;
+    if (this.flavour === 'misskey') {
+      return { id: this.accountId, username: this.username, host: null, name: 'Alice' };
+    }
+    return {
+      id: this.accountId,
+      username: this.username,
+      acct: this.username,
+      display_name: 'Alice',
+      url: `http://${host}/@${this.username}`,
+      created_at: new Date(START - 86_400_000).toISOString(),
+    };
+  }
+
+  private status(post: Post): Json {
+    const account = this.account();
+    const base = {
+      id: post.id,
+      created_at: post.createdAt,
+      in_reply_to_id: post.replyToId,
+      in_reply_to_account_id:
+        post.reply === 'self' ? this.accountId : post.reply === 'other' ? OTHER_ACCOUNT : null,
+      sensitive: false,
+      spoiler_text: '',
+      visibility: post.visibility,
+      language: 'en',
+      uri: `${this.url}/users/${this.username}/statuses/${post.id}`,
+      url: `${this.url}/@${this.username}/${post.id}`,
+      replies_count: 0,
+      reblogs_count: post.index % 4,
+      favourites_count: post.index % 9,
+      content: post.reblog ? '' : `<p>Post number ${post.index} — “ünïcode” &amp; more</p>`,
+      reblog: post.reblog
+        ? {
+            id: makeId(this.flavour, Date.parse(post.createdAt) - 5000, post.index + 900_000),
+            content: '<p>someone else</p>',
+            visibility: 'public',
+            account: { id: OTHER_ACCOUNT, username: 'bob', acct: 'bob@elsewhere.example' },
+          }
+        : null,
+      account,
+      media_attachments: post.media
+        ? [{ id: `m${post.index}`, type: 'image', url: `${this.url}/media/${post.index}.png` }]
+        : [],
+      mentions: [],
+      tags: [],
+      emojis: [],
+    };
+    return base;
+  }
+
+  private note(post: Post): Json {
+    const visibility = {
+      public: 'public',
+      unlisted: 'home',
+      private: 'followers',
+      direct: 'specified',
+      list: 'specified',
+    }[post.visibility];
+    return {
+      id: post.id,
+      createdAt: post.createdAt,
+      userId: this.accountId,
+      user: this.account(),
+      text: post.reblog ? null : `Note ${post.index} with “ünïcode”`,
+      cw: null,
+      visibility,
+      localOnly: false,
+      replyId: post.replyToId,
+      reply: post.replyToId
+        ? { id: post.replyToId, userId: post.reply === 'self' ? this.accountId : OTHER_ACCOUNT }
+        : undefined,
+      renoteId: post.reblog ? `rn${post.id}` : null,
+      renote: post.reblog
+        ? { id: `rn${post.id}`, userId: OTHER_ACCOUNT, text: 'theirs' }
+        : undefined,
+      fileIds: post.media ? [`f${post.index}`] : [],
+      files: post.media ? [{ id: `f${post.index}`, type: 'image/png' }] : [],
+      reactions: {},
+      renoteCount: 0,
+      repliesCount: 0,
+    };
+  }
+
+  // ---- HTTP -----------------------------------------------------------------------------------
+
+  private send(
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      ...headers,
+    });
+    res.end(text);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    let body: Json | undefined;
+    if (raw) {
+      try {
+        body = JSON.parse(raw) as Json;
+      } catch {
+        return this.send(res, 400, { error: 'invalid json' });
+      }
+    }
+    const auth = req.headers.authorization;
+    const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    const presented = bearer ?? (typeof body?.i === 'string' ? body.i : undefined);
+    const query: Record<string, string | string[]> = {};
+    for (const key of new Set(url.searchParams.keys())) {
+      const all = url.searchParams.getAll(key);
+      query[key] = key.endsWith('[]') ? all : (all[all.length - 1] ?? '');
+    }
+    this.requests.push({
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      body: body ? { ...body, i: body.i === undefined ? undefined : '(token)' } : undefined,
+      authorized: presented === this.token,
+    });
+
+    if (url.pathname === '/.well-known/nodeinfo') {
+      return this.send(res, 200, {
+        links: [
+          {
+            rel: 'http://nodeinfo.diaspora.software/ns/schema/2.0',
+            href: `${this.url}/nodeinfo/2.0`,
+          },
+        ],
+      });
+    }
+    if (url.pathname === '/nodeinfo/2.0') {
+      return this.send(res, 200, {
+        version: '2.0',
+        software: { name: this.flavour, version: '1.0.0' },
+        protocols: ['activitypub'],
+        usage: { users: { total: 1 } },
+        openRegistrations: false,
+      });
+    }
+    if (this.flavour === 'misskey') return this.misskey(req, res, url, body ?? {}, presented);
+    return this.mastodonApi(req, res, url, presented);
+  }
+
+  private injectFault(res: ServerResponse): boolean {
+    this.listRequests++;
+    const fault = this.fault;
+    if (!fault || this.listRequests < fault.at) return false;
+    if (fault.times !== undefined && this.listRequests >= fault.at + fault.times) return false;
+    if (fault.kind === 'reset') {
+      res.socket?.destroy();
+      return true;
+    }
+    if (fault.kind === '503') {
+      this.send(res, 503, { error: 'overloaded' }, { 'retry-after': '0' });
+      return true;
+    }
+    this.send(res, 500, { error: 'We are sorry, but something went wrong' });
+    return true;
+  }
+
+  private mastodonApi(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    token: string | undefined,
+  ): void {
+    const flavour = this.flavour;
+    if (token !== undefined && token !== this.token) {
+      return this.send(res, 401, { error: 'The access token is invalid' });
+    }
+    const owner = token === this.token;
+    if (req.method !== 'GET') return this.send(res, 404, { error: 'Record not found' });
+    if (url.pathname === '/api/v1/accounts/verify_credentials') {
+      if (!owner) return this.send(res, 401, { error: 'The access token is invalid' });
+      return this.send(res, 200, this.account());
+    }
+    if (url.pathname === '/api/v1/accounts/lookup') {
+      const acct = (url.searchParams.get('acct') ?? '').replace(/^@/, '');
+      const [name, host] = acct.split('@');
+      if (name === this.username && (!host || host === new URL(this.url).host)) {
+        return this.send(res, 200, this.account());
+      }
+      return this.send(res, 404, { error: 'Record not found' });
+    }
+    const match = /^\/api\/v1\/accounts\/([^/]+)\/statuses$/.exec(url.pathname);
+    if (!match) return this.send(res, 404, { error: 'Record not found' });
+    if (flavour === 'gotosocial' && !owner) {
+      return this.send(res, 401, { error: 'Unauthorized: token not supplied' });
+    }
+    if (this.injectFault(res)) return;
+    const id = decodeURIComponent(match[1] ?? '');
+    // Pleroma's `:id` may be a nickname.
+    if (id !== this.accountId && !(flavour === 'pleroma' && id === this.username)) {
+      return this.send(res, 404, { error: 'Record not found' });
+    }
+    const p = url.searchParams;
+    const truthy = (name: string) => ['true', '1'].includes(p.get(name) ?? '');
+    const requested = Number(p.get('limit') ?? (flavour === 'gotosocial' ? 30 : 20));
+    let limit: number;
+    if (flavour === 'gotosocial') limit = requested <= 0 ? Number.MAX_SAFE_INTEGER : requested;
+    else limit = Math.min(Math.max(1, requested || 20), 40);
+    const maxId = p.get('max_id') ?? undefined;
+    const sinceId = flavour === 'gotosocial' ? undefined : (p.get('since_id') ?? undefined);
+    const minId = p.get('min_id') ?? undefined;
+    const excluded = new Set(flavour === 'pleroma' ? p.getAll('exclude_visibilities[]') : []);
+
+    let candidates = this.posts.filter((post) => {
+      if (!owner && !['public', 'unlisted'].includes(post.visibility)) return false;
+      if (truthy('exclude_replies')) {
+        // Mastodon and GoToSocial keep self-replies; Pleroma drops every reply.
+        if (post.reply === 'other' || (flavour === 'pleroma' && post.reply === 'self'))
+          return false;
+      }
+      if (truthy('exclude_reblogs') && post.reblog) return false;
+      if (truthy('only_media') && !post.media) return false;
+      if (flavour === 'gotosocial' && truthy('only_public') && post.visibility !== 'public')
+        return false;
+      if (excluded.has(post.visibility)) return false;
+      if (maxId && compareIds(post.id, maxId) >= 0) return false;
+      if (sinceId && compareIds(post.id, sinceId) <= 0) return false;
+      if (minId && compareIds(post.id, minId) <= 0) return false;
+      return true;
+    });
+    // min_id alone: the page just above the cursor, still answered newest first.
+    const upward = minId !== undefined && maxId === undefined && sinceId === undefined;
+    candidates = upward
+      ? candidates.slice(0, limit).reverse()
+      : candidates.reverse().slice(0, limit);
+    const rows = candidates;
+    // GoToSocial filters after its query (visibility to the requester), so pages come back short;
+    // here direct messages play that part.
+    const shown =
+      flavour === 'gotosocial' ? rows.filter((post) => post.visibility !== 'direct') : rows;
+
+    const headers: Record<string, string> = {};
+    const first = rows[0];
+    const last = rows[rows.length - 1];
+    if (first && last && shown.length > 0) {
+      const origin = flavour === 'gotosocial' ? `http://${this.linkHost}` : this.url;
+      const link = (cursor: string, value: string) => {
+        const target = new URL(url.pathname, origin);
+        for (const [key, value2] of p)
+          if (!['max_id', 'min_id', 'since_id'].includes(key))
+            target.searchParams.append(key, value2);
+        target.searchParams.set(cursor, value);
+        return target.href;
+      };
+      const parts: string[] = [];
+      // Mastodon links `next` only after a full page; GoToSocial and Pleroma on every page.
+      if (flavour !== 'mastodon' || rows.length === limit)
+        parts.push(`<${link('max_id', last.id)}>; rel="next"`);
+      parts.push(`<${link('min_id', first.id)}>; rel="prev"`);
+      headers.link = parts.join(', ');
+    }
+    this.send(
+      res,
+      200,
+      shown.map((post) => this.status(post)),
+      headers,
+    );
+  }
+
+  private misskeyError(res: ServerResponse, status: number, code: string, message: string): void {
+    this.send(res, status, {
+      error: {
+        message,
+        code,
+        id: `${code.toLowerCase()}-id`,
+        kind: status === 400 ? 'client' : 'server',
+      },
+    });
+  }
+
+  private misskey(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    body: Json,
+    token: string | undefined,
+  ): void {
+    if (req.method !== 'POST') return this.misskeyError(res, 405, 'METHOD_NOT_ALLOWED', 'Use POST');
+    if (token !== undefined && token !== this.token) {
+      return this.misskeyError(res, 401, 'AUTHENTICATION_FAILED', 'Authentication failed.');
+    }
+    const owner = token === this.token;
+    switch (url.pathname) {
+      case '/api/i':
+        if (!owner)
+          return this.misskeyError(res, 401, 'CREDENTIAL_REQUIRED', 'Credential required.');
+        return this.send(res, 200, this.account());
+      case '/api/users/show': {
+        const byName =
+          body.username === this.username && (body.host === null || body.host === undefined);
+        if (byName || body.userId === this.accountId) return this.send(res, 200, this.account());
+        return this.misskeyError(res, 400, 'NO_SUCH_USER', 'No such user.');
+      }
+      case '/api/users/notes':
+        return this.notes(res, body, owner);
+      default:
+        return this.misskeyError(res, 404, 'NO_SUCH_ENDPOINT', 'No such endpoint.');
+    }
+  }
+
+  private notes(res: ServerResponse, body: Json, owner: boolean): void {
+    if (this.injectFault(res)) return;
+    const limit = body.limit ?? 10;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 100) {
+      return this.misskeyError(res, 400, 'INVALID_PARAM', 'Invalid param.');
+    }
+    if (body.withReplies === true && body.withFiles === true) {
+      return this.misskeyError(
+        res,
+        400,
+        'INVALID_PARAM',
+        'withReplies and withFiles cannot both be true.',
+      );
+    }
+    if (body.userId !== this.accountId)
+      return this.misskeyError(res, 400, 'NO_SUCH_USER', 'No such user.');
+    const sinceId = typeof body.sinceId === 'string' ? body.sinceId : undefined;
+    const untilId = typeof body.untilId === 'string' ? body.untilId : undefined;
+    const withReplies = body.withReplies === true;
+    const withRenotes = body.withRenotes !== false;
+    const withFiles = body.withFiles === true;
+    const candidates = this.posts.filter((post) => {
+      if (!owner && !['public', 'unlisted'].includes(post.visibility)) return false;
+      if (!withReplies && post.reply === 'other') return false;
+      if (withFiles && !post.media) return false;
+      if (sinceId && compareIds(post.id, sinceId) <= 0) return false;
+      if (untilId && compareIds(post.id, untilId) >= 0) return false;
+      return true;
+    });
+    let page: Post[];
+    if (sinceId !== undefined && untilId === undefined) {
+      // The database path: oldest first, renotes filtered in the query.
+      page = candidates.filter((post) => withRenotes || !post.reblog).slice(0, limit);
+    } else {
+      // The fanout path slices first and filters renotes after, so pages come back short.
+      page = candidates
+        .reverse()
+        .slice(0, limit)
+        .filter((post) => withRenotes || !post.reblog);
+    }
+    this.send(
+      res,
+      200,
+      page.map((post) => this.note(post)),
+    );
+  }
+}
