@@ -4,10 +4,14 @@
  * pages. The CLI's own browser opening is off (FEDI_TOKEN_BROWSER=none); the test is the user.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { closeBrowser, launchBrowser, withContext } from './harness/browser.ts';
 import { startCli, type CliExit } from './harness/cli.ts';
 import { startMastodonServer, type MastodonServer } from './servers/mastodon.ts';
+import { startMisskey, type MisskeyServer } from './servers/misskey.ts';
 
 let browser: Browser | undefined;
 
@@ -35,8 +39,7 @@ function secretLines(stdout: string): Record<string, string> {
 }
 
 async function approveIn(url: string, button: '#approve' | '#deny'): Promise<string> {
-  if (!browser) throw new Error('no browser');
-  return withContext(browser, async (context) => {
+  return withContext(requireBrowser(), async (context) => {
     const page = await context.newPage();
     await page.goto(url);
     await Promise.all([page.waitForURL(/127\.0\.0\.1:\d+\/callback/), page.click(button)]);
@@ -88,7 +91,7 @@ describe.each(['mastodon', 'gotosocial'] as const)('login on %s with a real brow
       headers: { authorization: `Bearer ${printed.FEDI_TOKEN}` },
     });
     expect(check.status).toBe(200);
-    expect(exit.stdout + exit.stderr).not.toMatch(/\u001b\[/);
+    expect(exit.stdout + exit.stderr).not.toContain('\u001b[');
   });
 
   it('reports a denied authorization clearly, with exit code 3', async () => {
@@ -127,3 +130,233 @@ describe('login safety with a real browser', () => {
     expect(server.requests.filter((r) => r.path === '/oauth/token')).toHaveLength(0);
   });
 });
+
+describe('copy-paste (OOB) with a real browser', () => {
+  it.each(['mastodon', 'gotosocial'] as const)(
+    'on %s: the user pastes what the server shows, and the login completes',
+    async (flavour) => {
+      const server = await startMastodonServer({ flavour });
+      try {
+        const cli = startCli(['login', server.url, '--platform', 'mastodon', '--oob', '--json']);
+        const url = new URL(await cli.waitForUrl());
+        expect(url.searchParams.get('redirect_uri')).toBe('urn:ietf:wg:oauth:2.0:oob');
+        await cli.waitForStderr(/Paste the code/);
+        const pasted = await withContext(requireBrowser(), async (context) => {
+          const page = await context.newPage();
+          await page.goto(url.href);
+          await Promise.all([page.waitForLoadState(), page.click('#approve')]);
+          // Mastodon shows the code in a field; GoToSocial redirects to /oauth/oob?code=…, and
+          // users paste that address whole.
+          return flavour === 'mastodon' ? page.inputValue('#code') : page.url();
+        });
+        cli.child.stdin.end(`${pasted}\n`);
+        const exit = await cli.exited;
+        expect(exit.code).toBe(0);
+        const result = JSON.parse(exit.stdout) as {
+          platform: string;
+          account: { id: string; username: string };
+          expiresAt: string | null;
+          secrets: Record<string, string>;
+        };
+        expect(result.platform).toBe('mastodon');
+        expect(result.account.username).toBe('alice');
+        expect(typeof result.account.id).toBe('string');
+        expect(result.expiresAt).toBeNull();
+        expect(Object.keys(result.secrets).sort()).toEqual([
+          'FEDI_CLIENT_ID',
+          'FEDI_CLIENT_SECRET',
+          'FEDI_TOKEN',
+        ]);
+        for (const name of ['FEDI_TOKEN', 'FEDI_CLIENT_SECRET']) {
+          expect(exit.stderr).not.toContain(result.secrets[name]);
+        }
+      } finally {
+        await server.close();
+      }
+    },
+  );
+
+  it('falls back to copy-paste when the server refuses the loopback redirect URI', async () => {
+    const server = await startMastodonServer({ flavour: 'mastodon' });
+    try {
+      server.inject({
+        method: 'POST',
+        path: '/api/v1/apps',
+        kind: 'status',
+        status: 422,
+        body: { error: 'Validation failed: Redirect URI must be an absolute URI.' },
+      });
+      const cli = startCli(['login', server.url, '--platform', 'mastodon']);
+      const url = new URL(await cli.waitForUrl());
+      expect(cli.stderr).toMatch(/refused the loopback redirect .*HTTP 422.*using copy-paste/);
+      expect(url.searchParams.get('redirect_uri')).toBe('urn:ietf:wg:oauth:2.0:oob');
+      const code = await withContext(requireBrowser(), async (context) => {
+        const page = await context.newPage();
+        await page.goto(url.href);
+        await page.click('#approve');
+        return page.inputValue('#code');
+      });
+      cli.child.stdin.end(`${code}\n`);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(0);
+      expect(exit.stderr).not.toContain(code);
+      expect(server.requests.filter((r) => r.path === '/api/v1/apps')).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('Misskey MiAuth with a real browser', () => {
+  let server: MisskeyServer;
+  beforeAll(async () => {
+    server = await startMisskey();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('detects Misskey, sends the user to /miauth/{uuid} with the loopback callback, then checks', async () => {
+    const cli = startCli(['login', server.url, '--scope', 'read:account,write:notes']);
+    const url = new URL(await cli.waitForUrl());
+    expect(cli.stderr).toMatch(/Detected misskey \(misskey\)/);
+    const session = /^\/miauth\/([0-9a-f-]{36})$/.exec(url.pathname)?.[1] ?? '';
+    expect(session).not.toBe('');
+    expect(url.searchParams.get('permission')).toBe('read:account,write:notes');
+    expect(url.searchParams.get('callback')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+    const page = await approveIn(url.href, '#approve');
+    expect(page).toMatch(/close this tab/);
+    const exit = await cli.exited;
+    expect(exit.code).toBe(0);
+    const printed = secretLines(exit.stdout);
+    // MiAuth needs no app: the token is the only secret.
+    expect(Object.keys(printed)).toEqual(['FEDI_TOKEN']);
+    expectPrintedOnce(exit, [printed.FEDI_TOKEN ?? '']);
+    expect(exit.stderr).toMatch(/Logged in as @\S+ on .*\(misskey\)/);
+    // The check hands a token out once: a second check of the same session gets {ok:false}.
+    const again = await fetch(`${server.url}/api/miauth/${session}/check`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(await again.json()).toEqual({ ok: false });
+  });
+});
+
+describe('--gh stores the secrets with the GitHub CLI', () => {
+  let server: MastodonServer;
+  let stubDir: string;
+  beforeAll(async () => {
+    server = await startMastodonServer({ flavour: 'mastodon' });
+    stubDir = mkdtempSync(join(tmpdir(), 'fedi-token-gh-'));
+    // Records each call's arguments and standard input; fails for one secret name on request.
+    writeFileSync(
+      join(stubDir, 'gh'),
+      `#!/bin/sh
+if [ "$1" = "--version" ]; then echo "gh version 2.63.0 (stub)"; exit 0; fi
+i=$(ls "$GH_STUB_LOG" | grep -c argv)
+printf '%s\\n' "$@" > "$GH_STUB_LOG/$i.argv"
+cat > "$GH_STUB_LOG/$i.stdin"
+if [ -n "$GH_STUB_FAIL" ] && [ "$3" = "$GH_STUB_FAIL" ]; then
+  echo "HTTP 403: Resource not accessible by integration" >&2; exit 1
+fi
+exit 0
+`,
+    );
+    chmodSync(join(stubDir, 'gh'), 0o755);
+  });
+  afterAll(async () => {
+    await server.close();
+    rmSync(stubDir, { recursive: true, force: true });
+  });
+
+  function ghEnv(fail?: string): { env: Record<string, string>; log: string } {
+    const log = mkdtempSync(join(stubDir, 'log-'));
+    const env: Record<string, string> = {
+      PATH: `${stubDir}:${process.env.PATH ?? ''}`,
+      GH_STUB_LOG: log,
+    };
+    if (fail) env.GH_STUB_FAIL = fail;
+    return { env, log };
+  }
+
+  function calls(log: string): { argv: string[]; stdin: string }[] {
+    const count = readdirSync(log).filter((name) => name.endsWith('.argv')).length;
+    return Array.from({ length: count }, (_, i) => ({
+      argv: readFileSync(join(log, `${i}.argv`), 'utf8')
+        .trimEnd()
+        .split('\n'),
+      stdin: readFileSync(join(log, `${i}.stdin`), 'utf8'),
+    }));
+  }
+
+  it('passes each value on stdin, never in argv or in the output', async () => {
+    const { env, log } = ghEnv();
+    const cli = startCli(
+      [
+        'login',
+        server.url,
+        '--platform',
+        'mastodon',
+        '--gh',
+        '--repo',
+        'octo/site',
+        '--prefix',
+        'social',
+      ],
+      { env },
+    );
+    await approveIn(await cli.waitForUrl(), '#approve');
+    const exit = await cli.exited;
+    expect(exit.code).toBe(0);
+    const made = calls(log);
+    expect(made.map((call) => call.argv)).toEqual([
+      ['secret', 'set', 'SOCIAL_TOKEN', '--repo', 'octo/site'],
+      ['secret', 'set', 'SOCIAL_CLIENT_ID', '--repo', 'octo/site'],
+      ['secret', 'set', 'SOCIAL_CLIENT_SECRET', '--repo', 'octo/site'],
+    ]);
+    const [token, , clientSecret] = made.map((call) => call.stdin);
+    for (const secret of [token ?? '', clientSecret ?? '']) {
+      expect(secret.length).toBeGreaterThan(10);
+      expect(exit.stdout).not.toContain(secret);
+      expect(exit.stderr).not.toContain(secret);
+      for (const call of made) expect(call.argv.join(' ')).not.toContain(secret);
+    }
+    expect(exit.stdout).toBe(
+      'Stored SOCIAL_TOKEN, SOCIAL_CLIENT_ID, SOCIAL_CLIENT_SECRET with gh in octo/site\n',
+    );
+    const check = await fetch(`${server.url}/api/v1/accounts/verify_credentials`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(check.status).toBe(200);
+  });
+
+  it('says which secrets were stored when gh fails part way, with exit code 5', async () => {
+    const { env, log } = ghEnv('FEDI_CLIENT_ID');
+    const cli = startCli(['login', server.url, '--platform', 'mastodon', '--gh'], { env });
+    await approveIn(await cli.waitForUrl(), '#approve');
+    const exit = await cli.exited;
+    expect(exit.code).toBe(5);
+    expect(exit.stderr).toMatch(
+      /gh secret set FEDI_CLIENT_ID failed: HTTP 403: Resource not accessible by integration\. Stored: FEDI_TOKEN; not stored: FEDI_CLIENT_ID, FEDI_CLIENT_SECRET/,
+    );
+    const [first] = calls(log);
+    expect(exit.stdout + exit.stderr).not.toContain(first?.stdin ?? 'missing');
+  });
+
+  it('fails before any request when gh is not installed', async () => {
+    const before = server.requests.length;
+    const cli = startCli(['login', server.url, '--platform', 'mastodon', '--gh'], {
+      env: { PATH: '/nonexistent' },
+    });
+    const exit = await cli.exited;
+    expect(exit.code).toBe(2);
+    expect(exit.stderr).toMatch(/--gh needs the GitHub CLI \(gh\) on PATH/);
+    expect(server.requests.length).toBe(before);
+  });
+});
+
+function requireBrowser(): Browser {
+  if (!browser) throw new Error('no browser');
+  return browser;
+}
