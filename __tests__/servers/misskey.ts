@@ -103,6 +103,8 @@ export interface MisskeyServer {
   url: string;
   close(): Promise<void>;
   requests: RecordedRequest[];
+  /** Every request as `METHOD /path`, web pages and nodeinfo included. */
+  hits: string[];
   faults: FaultQueue;
   /** Make a user (or return the existing one with that name). */
   user(username?: string): MisskeyUser;
@@ -167,6 +169,7 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
   const legacySessions = new Map<string, LegacySession>();
   const endpoints = new Map<string, EndpointSpec>();
   const requests: RecordedRequest[] = [];
+  const hits: string[] = [];
   const faults = new FaultQueue();
   let nextId = 0;
   const newId = (): string =>
@@ -376,6 +379,7 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
   const listening = await listen(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
+    hits.push(`${req.method ?? 'GET'} ${path}`);
     const fault = faults.take(req.method ?? 'GET', path);
     if (fault) return serveFault(fault, req, res);
     if (path.startsWith('/api/')) return api(req, res, path.slice('/api/'.length));
@@ -434,6 +438,7 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
     url: listening.url,
     close: listening.close,
     requests,
+    hits,
     faults,
     user: userNamed,
     issueToken(username, permission = ['read:account']) {

@@ -38,6 +38,8 @@ const MISSKEY_API = [
   'catodon',
 ];
 
+const SET_PLATFORM = "Set 'platform' to mastodon, misskey, anyweb or oauth2";
+
 const nodeinfoLinks = z.object({
   links: z.array(z.object({ rel: z.string(), href: z.string() })),
 });
@@ -89,7 +91,16 @@ export async function detectPlatform(http: Http, instance: URL): Promise<Detecti
       tried.push(`${wellKnown.pathname} (no nodeinfo 2.x link)`);
     } else {
       const documentUrl = new URL(href, wellKnown);
-      const { data } = await http.json({ method: 'GET', url: documentUrl }, nodeinfo);
+      // Two requests are spent by now: a broken document ends detection rather than costing more.
+      const { data } = await http
+        .json({ method: 'GET', url: documentUrl }, nodeinfo)
+        .catch((error: unknown) => {
+          if (!isAnswerOrRefusal(error)) throw error;
+          throw new UnsupportedError(
+            `Could not tell which server ${instance.origin} runs; tried ${wellKnown.pathname} and ` +
+              `${documentUrl.pathname} (${shortReason(error)}). ${SET_PLATFORM}`,
+          );
+        });
       const software = {
         name: data.software.name.toLowerCase(),
         version: data.software.version ?? undefined,
@@ -119,15 +130,19 @@ export async function detectPlatform(http: Http, instance: URL): Promise<Detecti
     if (response.status === 200) {
       const parsed = z.safeParse(mastodonInstance, body);
       if (parsed.success) {
-        return { platform: 'mastodon', software: softwareFromVersion(parsed.data.version) };
+        const software = softwareFromVersion(parsed.data.version);
+        // Sharkey serves a Mastodon-compatible API too, but its own is the Misskey one.
+        return { platform: platformOfSoftware(software.name) ?? 'mastodon', software };
       }
     }
+    // Misskey answers any unknown /api/ path, whatever the method, with 404
+    // {error:{message, code:'UNKNOWN_API_ENDPOINT', id, kind}} (ApiServerService's catch-all route).
     if (isMisskeyError(body)) return { platform: 'misskey', software: { name: 'misskey' } };
     tried.push(`${instanceUrl.pathname} (HTTP ${response.status}, not a Mastodon or Misskey API)`);
   }
   throw new UnsupportedError(
     `Could not tell which server ${instance.origin} runs; tried ${tried.join(', ')}. ` +
-      "Set 'platform' to mastodon, misskey, anyweb or oauth2",
+      SET_PLATFORM,
   );
 }
 

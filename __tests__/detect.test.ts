@@ -1,0 +1,172 @@
+/**
+ * platform: auto. Detection against the loopback servers, in process (counting requests) and as
+ * the runner runs the bundle.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { UnsupportedError } from '../src/errors.ts';
+import { Http } from '../src/http.ts';
+import { detectPlatform } from '../src/providers/detect.ts';
+import { findLeaks, runAction } from './harness/action.ts';
+import { startAnyWeb } from './servers/anyweb.ts';
+import { startMastodonServer } from './servers/mastodon.ts';
+import { startMisskey, type MisskeyServer } from './servers/misskey.ts';
+
+const closers: (() => Promise<void>)[] = [];
+let misskey: MisskeyServer;
+
+beforeAll(async () => {
+  misskey = await startMisskey({ version: '2025.4.0' });
+  closers.push(misskey.close);
+});
+afterAll(async () => {
+  await Promise.all(closers.map((close) => close()));
+});
+
+function http(): Http {
+  return new Http({ timeoutMs: 5000, maxAttempts: 1 });
+}
+
+async function startedMisskey(options: Parameters<typeof startMisskey>[0]) {
+  const server = await startMisskey(options);
+  closers.push(server.close);
+  return server;
+}
+
+describe('detectPlatform', () => {
+  it('reads Misskey and its forks from nodeinfo in two requests', async () => {
+    const client = http();
+    await expect(detectPlatform(client, new URL(misskey.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'misskey', version: '2025.4.0' },
+    });
+    expect(client.requestCount).toBe(2);
+
+    const sharkey = await startedMisskey({ software: 'Sharkey', version: '2025.2.3' });
+    await expect(detectPlatform(http(), new URL(sharkey.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'sharkey', version: '2025.2.3' },
+    });
+  });
+
+  it('recognises Misskey without nodeinfo by its UNKNOWN_API_ENDPOINT answer', async () => {
+    const bare = await startedMisskey({ software: null });
+    const client = http();
+    await expect(detectPlatform(client, new URL(bare.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'misskey' },
+    });
+    expect(client.requestCount).toBe(2);
+    expect(bare.hits).toEqual(['GET /.well-known/nodeinfo', 'GET /api/v1/instance']);
+  });
+
+  it.each([
+    ['mastodon', undefined, 'mastodon', { name: 'mastodon', version: '4.4.0' }],
+    ['pleroma', undefined, 'mastodon', { name: 'pleroma', version: '2.7.0' }],
+    [
+      'sharkey',
+      '3.0.0 (compatible; Sharkey 2025.2.3)',
+      'misskey',
+      { name: 'sharkey', version: '2025.2.3' },
+    ],
+  ] as const)(
+    'without nodeinfo, reads /api/v1/instance (%s)',
+    async (flavour, versionOverride, platform, software) => {
+      const server = await startMastodonServer({
+        flavour: flavour === 'sharkey' ? 'mastodon' : flavour,
+      });
+      closers.push(server.close);
+      server.inject({ kind: 'status', status: 404, path: '/.well-known/nodeinfo' });
+      if (versionOverride) {
+        // Sharkey also serves a Mastodon-compatible instance document.
+        server.inject({
+          kind: 'status',
+          status: 200,
+          path: '/api/v1/instance',
+          body: { uri: 'sharkey.example', version: versionOverride },
+        });
+      }
+      const client = http();
+      await expect(detectPlatform(client, new URL(server.url))).resolves.toEqual({
+        platform,
+        software,
+      });
+      expect(client.requestCount).toBe(2);
+    },
+  );
+
+  it('names software it does not know', async () => {
+    const other = await startedMisskey({ software: 'wordpress' });
+    await expect(detectPlatform(http(), new URL(other.url))).rejects.toThrow(
+      /runs 'wordpress', which fedi-token does not recognise\. Set 'platform'/,
+    );
+  });
+
+  it('lists what it tried when nothing matches', async () => {
+    const anyweb = await startAnyWeb();
+    closers.push(anyweb.close);
+    const client = http();
+    const error = await detectPlatform(client, new URL(anyweb.url)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnsupportedError);
+    expect((error as Error).message).toBe(
+      `Could not tell which server ${anyweb.url} runs; tried /.well-known/nodeinfo (HTTP 405), ` +
+        '/api/v1/instance (HTTP 405, not a Mastodon or Misskey API). ' +
+        "Set 'platform' to mastodon, misskey, anyweb or oauth2",
+    );
+    expect(client.requestCount).toBe(2);
+  });
+
+  it('stops after two requests when the nodeinfo document is broken', async () => {
+    const broken = await startedMisskey({});
+    broken.faults.inject({ kind: 'html', status: 500, path: '/nodeinfo/2.1' });
+    const client = http();
+    await expect(detectPlatform(client, new URL(broken.url))).rejects.toThrow(
+      /tried \/\.well-known\/nodeinfo and \/nodeinfo\/2\.1 \(HTTP 500\)/,
+    );
+    expect(client.requestCount).toBe(2);
+  });
+
+  it('knows the AnyWeb API by its address without a request', async () => {
+    const client = http();
+    await expect(detectPlatform(client, new URL('https://api.anyweb.cc'))).resolves.toEqual({
+      platform: 'anyweb',
+      software: { name: 'anyweb' },
+    });
+    expect(client.requestCount).toBe(0);
+  });
+});
+
+describe('platform input on the bundle', () => {
+  it('auto detects Misskey and outputs platform and software', async () => {
+    const token = misskey.issueToken('auto_user');
+    const before = misskey.hits.length;
+    const result = await runAction('main', {
+      instance: misskey.url,
+      operation: 'validate',
+      'access-token': token,
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.platform).toBe('misskey');
+    expect(result.outputs.software).toBe('misskey 2025.4.0');
+    expect(result.outputs.username).toBe('auto_user');
+    expect(misskey.hits.slice(before)).toEqual([
+      'GET /.well-known/nodeinfo',
+      'GET /nodeinfo/2.1',
+      'POST /api/i',
+    ]);
+    expect(findLeaks(result, [token])).toEqual([]);
+  });
+
+  it('sends no detection request when the platform is given', async () => {
+    const token = misskey.issueToken('given_user');
+    const before = misskey.hits.length;
+    const result = await runAction('main', {
+      instance: misskey.url,
+      platform: 'misskey',
+      operation: 'validate',
+      'access-token': token,
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.software).toBe('');
+    expect(misskey.hits.slice(before)).toEqual(['POST /api/i']);
+  });
+});
