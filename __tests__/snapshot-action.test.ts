@@ -1,0 +1,134 @@
+/**
+ * The snapshot action run as the runner runs it: `node dist/snapshot/index.js` with INPUT_*
+ * variables, against the loopback timeline server; every log is checked for the token.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findLeaks, runAction, type ActionRun } from './harness/action.ts';
+import { TimelineServer } from './servers/timeline.ts';
+
+let mastodon: TimelineServer;
+let misskey: TimelineServer;
+let cwd: string;
+
+beforeAll(async () => {
+  [mastodon, misskey] = await Promise.all([
+    TimelineServer.start({ flavour: 'mastodon' }),
+    TimelineServer.start({ flavour: 'misskey' }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([mastodon.close(), misskey.close()]);
+});
+beforeEach(() => {
+  cwd = mkdtempSync(join(tmpdir(), 'snapshot-action-'));
+});
+afterEach(() => rmSync(cwd, { recursive: true, force: true }));
+
+async function snapshot(
+  server: TimelineServer,
+  inputs: Record<string, string>,
+): Promise<ActionRun> {
+  const run = await runAction(
+    'snapshot',
+    { instance: server.url, 'access-token': server.token, path: 'site/statuses.json', ...inputs },
+    { cwd },
+  );
+  expect(findLeaks(run, [server.token])).toEqual([]);
+  return run;
+}
+
+function file(): Buffer {
+  return readFileSync(join(cwd, 'site', 'statuses.json'));
+}
+
+describe('snapshot action (runner protocol)', () => {
+  it('Mastodon: snapshots, then an incremental run with nothing new makes one request', async () => {
+    const first = await snapshot(mastodon, { count: '300', platform: 'mastodon' });
+    expect(first.exitCode).toBe(0);
+    const items = JSON.parse(file().toString()) as { id: string; visibility: string }[];
+    expect(items).toHaveLength(300);
+    expect(items.every((item) => item.visibility === 'public')).toBe(true);
+    expect(first.outputs).toEqual({
+      path: 'site/statuses.json',
+      count: '300',
+      'new-count': '300',
+      'newest-id': items[0]?.id,
+      changed: 'true',
+    });
+    expect(first.masks).toContain(mastodon.token);
+    expect(first.summary).toContain('Requests');
+    expect(first.summary).toContain('not visible enough');
+
+    const before = file();
+    const listed = mastodon.requests.length;
+    const second = await snapshot(mastodon, { count: '300', platform: 'mastodon' });
+    expect(second.exitCode).toBe(0);
+    expect(second.outputs).toMatchObject({ changed: 'false', 'new-count': '0', count: '300' });
+    expect(mastodon.requests.length - listed).toBe(1);
+    expect(file().equals(before)).toBe(true);
+  });
+
+  it('a 500 on page 3 fails the step and leaves the file byte-identical', async () => {
+    await snapshot(mastodon, { count: '100', platform: 'mastodon', mode: 'full' });
+    const before = file();
+    mastodon.fault = { at: mastodon.listingRequests + 3, kind: '500' };
+    const run = await snapshot(mastodon, { count: '1000', platform: 'mastodon', mode: 'full' });
+    mastodon.fault = undefined;
+    expect(run.exitCode).toBe(1);
+    expect(run.maskedLog).toMatch(
+      /::error::.*GET \/api\/v1\/accounts\/\d+\/statuses answered HTTP 500/,
+    );
+    expect(run.outputs).toEqual({});
+    expect(file().equals(before)).toBe(true);
+    expect(readdirSync(join(cwd, 'site'))).toEqual(['statuses.json']);
+  });
+
+  it('a corrupt file fails the step with what to do', async () => {
+    const bad = '{"not":"an array"}';
+    await snapshot(mastodon, { count: '10', platform: 'mastodon' });
+    writeFileSync(join(cwd, 'site', 'statuses.json'), bad);
+    const run = await snapshot(mastodon, { count: '10', platform: 'mastodon' });
+    expect(run.exitCode).toBe(1);
+    expect(run.maskedLog).toMatch(/is not a JSON array.*mode: full/);
+    expect(file().toString()).toBe(bad);
+  });
+
+  it('bad input fails before any request, naming the allowed values', async () => {
+    const listed = mastodon.requests.length;
+    const run = await snapshot(mastodon, { visibility: 'friends' });
+    expect(run.exitCode).toBe(1);
+    expect(run.maskedLog).toMatch(/Input 'visibility'.*public, unlisted, private, direct/);
+    expect(mastodon.requests.length).toBe(listed);
+  });
+
+  it('Misskey with platform auto: detects, resolves @user, writes notes', async () => {
+    const run = await snapshot(misskey, {
+      account: '@alice',
+      count: '250',
+      'exclude-replies': 'true',
+    });
+    expect(run.exitCode).toBe(0);
+    const notes = JSON.parse(file().toString()) as { userId: string; visibility: string }[];
+    expect(notes).toHaveLength(250);
+    expect(
+      notes.every((note) => note.visibility === 'public' && note.userId === misskey.accountId),
+    ).toBe(true);
+    expect(run.outputs.count).toBe('250');
+    expect(run.summary).toContain('misskey');
+  });
+
+  it('a wrong token fails with the server and status, and stays masked', async () => {
+    const wrong = 'wrong-token-value-123456';
+    const run = await runAction(
+      'snapshot',
+      { instance: mastodon.url, 'access-token': wrong, platform: 'mastodon', path: 'x.json' },
+      { cwd },
+    );
+    expect(run.exitCode).toBe(1);
+    expect(run.maskedLog).toMatch(/verify_credentials answered HTTP 401/);
+    expect(findLeaks(run, [wrong])).toEqual([]);
+  });
+});
