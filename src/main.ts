@@ -27,6 +27,7 @@ export async function run(): Promise<void> {
     }
     info(describeResult(result));
     await writeSummary(`fedi-token: ${config.operation}`, summaryRows(result));
+    if (result.failure) fail(result.failure);
     if (result.valid === false && config.failOnInvalid) {
       fail(`The access token is not valid: ${result.reason ?? 'rejected by the server'}`);
     }

@@ -9,6 +9,7 @@ import type { OperationResult } from './publish.ts';
 import { detectPlatform } from './providers/detect.ts';
 import type { Provider, ProviderContext, Software } from './providers/provider.ts';
 import { providerFor } from './providers/registry.ts';
+import { refreshWithWriteBack } from './refresh-writeback.ts';
 
 export interface Runtime {
   mask(secret: string): void;
@@ -74,8 +75,14 @@ export async function runOperation(
         ...base,
         ...(await call('clientCredentials', 'client-credentials').call(provider, ctx)),
       };
-    case 'refresh':
-      return { ...base, ...(await call('refresh', 'refresh').call(provider, ctx)) };
+    case 'refresh': {
+      const refresh = call('refresh', 'refresh');
+      const run = async (): Promise<OperationResult> => ({
+        ...base,
+        ...(await refresh.call(provider, ctx)),
+      });
+      return config.secretName ? refreshWithWriteBack(config, runtime, run) : run();
+    }
     case 'validate': {
       const validation = await call('validate', 'validate').call(
         provider,

@@ -57,12 +57,7 @@ export async function requestToken(ctx: ProviderContext, request: TokenRequest):
     url: request.endpoint,
     idempotent: !SINGLE_USE_GRANTS.has(grant),
   };
-  if (request.auth === 'client_secret_basic' && request.clientId) {
-    httpRequest.basic = { username: request.clientId, password: request.clientSecret ?? '' };
-  } else {
-    body.client_id = request.clientId;
-    if (request.auth === 'client_secret_post') body.client_secret = request.clientSecret;
-  }
+  applyClientAuth(httpRequest, body, request);
   if (request.json) httpRequest.json = stripUndefined(body);
   else httpRequest.form = body;
 
@@ -104,12 +99,7 @@ export async function revokeToken(ctx: ProviderContext, request: RevokeRequest):
     idempotent: true,
     form,
   };
-  if (request.auth === 'client_secret_basic' && request.clientId) {
-    httpRequest.basic = { username: request.clientId, password: request.clientSecret ?? '' };
-  } else {
-    form.client_id = request.clientId;
-    if (request.auth === 'client_secret_post') form.client_secret = request.clientSecret;
-  }
+  applyClientAuth(httpRequest, form, request);
   try {
     await ctx.http.send(httpRequest);
   } catch (error) {
@@ -120,6 +110,29 @@ export async function revokeToken(ctx: ProviderContext, request: RevokeRequest):
       );
     }
     throw explainTokenError(error, 'revoke');
+  }
+}
+
+export interface ClientCredentials {
+  clientId?: string;
+  clientSecret?: string;
+  auth: ClientAuth;
+}
+
+/**
+ * RFC 6749 §2.3.1 client authentication, for every endpoint that takes it (token, revocation,
+ * introspection): HTTP Basic, or id and secret in the form; a public client sends only its id.
+ */
+export function applyClientAuth(
+  httpRequest: HttpRequest,
+  form: Record<string, string | undefined>,
+  client: ClientCredentials,
+): void {
+  if (client.auth === 'client_secret_basic' && client.clientId) {
+    httpRequest.basic = { username: client.clientId, password: client.clientSecret ?? '' };
+  } else {
+    form.client_id = client.clientId;
+    if (client.auth === 'client_secret_post') form.client_secret = client.clientSecret;
   }
 }
 

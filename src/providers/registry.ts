@@ -2,6 +2,7 @@ import type { Platform } from '../inputs.ts';
 import { anywebProvider } from './anyweb.ts';
 import { mastodonProvider } from './mastodon.ts';
 import { misskeyProvider } from './misskey.ts';
+import { oauth2Provider } from './oauth2.ts';
 import type { Provider } from './provider.ts';
 
 /** One provider per platform; adding a platform is one line here and one module beside it. */
@@ -9,6 +10,7 @@ const PROVIDERS: Partial<Record<Platform, Provider>> = {
   mastodon: mastodonProvider,
   misskey: misskeyProvider,
   anyweb: anywebProvider,
+  oauth2: oauth2Provider,
 };
 
 export function providerFor(platform: Platform): Provider {
