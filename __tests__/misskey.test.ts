@@ -91,6 +91,41 @@ describe('exchange with a MiAuth session id', () => {
     expect(result.exitCode).toBe(0);
     expect(result.outputs['access-token']).toMatch(/.+/);
   });
+  it('keeps the session id out of a network error too, and does not repeat the check', async () => {
+    const session = randomUUID();
+    server.approveMiAuth(session);
+    server.faults.inject({ kind: 'reset', path: `/api/miauth/${session}/check` });
+    const result = await run({ operation: 'exchange', code: session, 'max-attempts': '3' });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.maskedLog).toContain('POST /api/miauth/{session}/check');
+    expect(
+      server.hits.filter((hit) => hit.includes('/check') && hit.includes(session)),
+    ).toHaveLength(1);
+    expectNoLeaks(result, [session]);
+  });
+});
+
+describe('the loopback Misskey itself', () => {
+  it('takes the token as Bearer too, and answers like Misskey for missing tokens and unknown paths', async () => {
+    const token = server.issueToken('bearer_user');
+    const post = (path: string, headers: Record<string, string> = {}) =>
+      fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: '{}',
+      });
+    const me = await post('/api/i', { authorization: `Bearer ${token}` });
+    expect(await me.json()).toMatchObject({ username: 'bearer_user' });
+    const anonymous = await post('/api/i');
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({ error: { code: 'CREDENTIAL_REQUIRED' } });
+    const unknown = await fetch(`${server.url}/api/v1/instance`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({
+      error: { code: 'UNKNOWN_API_ENDPOINT', id: expect.any(String), kind: 'client' },
+    });
+    expect((await fetch(`${server.url}/api/i`)).status).toBe(405);
+  });
 });
 
 describe('exchange with the legacy app flow', () => {
@@ -180,6 +215,27 @@ describe('validate', () => {
     expect(limited.outputs.username).toBe('');
     expect(limited.maskedLog).toContain('lacks the read:account permission');
     expectNoLeaks(limited, [narrow]);
+  });
+
+  it('reads the error code, not the status, as older releases used 403 and 400 for these', async () => {
+    const token = server.issueToken('old_release');
+    const old = (status: number, code: string) => ({
+      kind: 'status' as const,
+      status,
+      path: '/api/i',
+      body: { error: { message: 'x', code, id: randomUUID() } },
+    });
+    server.faults.inject(old(403, 'AUTHENTICATION_FAILED'));
+    const invalid = await run({
+      operation: 'validate',
+      'access-token': token,
+      'fail-on-invalid': 'false',
+    });
+    expect(invalid.outputs.valid).toBe('false');
+    server.faults.inject(old(400, 'PERMISSION_DENIED'));
+    const limited = await run({ operation: 'validate', 'access-token': token });
+    expect(limited.outputs.valid).toBe('true');
+    expect(limited.maskedLog).toContain('lacks the read:account permission');
   });
 
   it('waits out a 429 RATE_LIMIT_EXCEEDED with Retry-After, and refuses a wait that is too long', async () => {
