@@ -46,6 +46,8 @@ const secret = (): string => randomBytes(24).toString('base64url');
 export interface OidcOptions {
   /** The client authentication methods the server accepts and lists in its metadata. */
   authMethods?: string[];
+  /** Rotate refresh tokens on every use (default true); false keeps handing back the same one. */
+  rotate?: boolean;
 }
 
 export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> {
@@ -132,7 +134,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
       clientCredentials: { enabled: true },
     },
     pkce: { required: () => true },
-    rotateRefreshToken: true,
+    rotateRefreshToken: options.rotate ?? true,
     ...(methods ? { clientAuthMethods: methods } : {}),
     // Explicit lifetimes keep oidc-provider from printing a notice for each default it uses.
     ttl: {
