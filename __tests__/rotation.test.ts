@@ -102,6 +102,11 @@ describe('write-back', () => {
     const replay = await run({ operation: 'refresh', 'refresh-token': old });
     expect(replay.exitCode).toBe(1);
     expect(replay.stdout).toMatch(/\(invalid_grant\).*already rotated; authorize again/);
+    // oidc-provider treats a replayed refresh token as theft and revokes the whole grant: the
+    // stored token dies too. This is why the docs ask for a concurrency group.
+    const stored = await run({ operation: 'refresh', 'refresh-token': rotated });
+    expect(stored.exitCode).toBe(1);
+    expect(stored.stdout).toMatch(/\(invalid_grant\)/);
   });
 
   it('leaves the secret as it is when the server does not rotate', async () => {

@@ -9,7 +9,6 @@ import type { OperationResult } from './publish.ts';
 import { detectPlatform } from './providers/detect.ts';
 import type { Provider, ProviderContext, Software } from './providers/provider.ts';
 import { providerFor } from './providers/registry.ts';
-import { refreshWithWriteBack } from './refresh-writeback.ts';
 
 export interface Runtime {
   mask(secret: string): void;
@@ -81,7 +80,10 @@ export async function runOperation(
         ...base,
         ...(await refresh.call(provider, ctx)),
       });
-      return config.secretName ? refreshWithWriteBack(config, runtime, run) : run();
+      if (!config.secretName) return run();
+      // Loaded only when needed: it brings libsodium, which no other run should pay for.
+      const { refreshWithWriteBack } = await import('./refresh-writeback.ts');
+      return refreshWithWriteBack(config, runtime, run);
     }
     case 'validate': {
       const validation = await call('validate', 'validate').call(
