@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { findLeaks, runAction, type ActionRun } from './harness/action.ts';
 import { REDIRECT_URI, startOidc, type OidcServer } from './servers/oidc.ts';
+import { listen, sendJson } from './servers/util.ts';
 
 let oidc: OidcServer;
 beforeAll(async () => {
@@ -267,5 +268,51 @@ describe('bad configuration fails before any token request', () => {
     });
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toMatch(/Input 'client-id': is required/);
+  });
+});
+
+describe('discovery', () => {
+  it('falls back to openid-configuration and refuses metadata naming another issuer', async () => {
+    let issuer = '';
+    const seen: string[] = [];
+    // Serves only the OpenID document, naming oidc-provider's endpoints.
+    const front = await listen((req, res) => {
+      seen.push(req.url ?? '');
+      if (req.url !== '/.well-known/openid-configuration') return sendJson(res, 404, {});
+      sendJson(res, 200, {
+        issuer,
+        token_endpoint: `${oidc.issuer}/token`,
+        token_endpoint_auth_methods_supported: ['client_secret_post'],
+      });
+    });
+    try {
+      const inputs = {
+        operation: 'client-credentials',
+        instance: front.url,
+        'client-id': oidc.basic.id,
+        'client-secret': oidc.basic.secret,
+        scope: 'api:read',
+      };
+      issuer = front.url;
+      const auth = oidc.clientAuth.length;
+      const good = await run(inputs);
+      expect(good.exitCode).toBe(0);
+      expect(seen).toEqual([
+        '/.well-known/oauth-authorization-server',
+        '/.well-known/openid-configuration',
+      ]);
+      expect(oidc.clientAuth.slice(auth)).toEqual(['body']);
+
+      issuer = 'https://elsewhere.example';
+      const before = oidc.requests.length;
+      const bad = await run(inputs);
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stdout).toMatch(
+        /names issuer "https:\/\/elsewhere.example".*Set 'instance' to the issuer URL/,
+      );
+      expect(oidc.requests.length).toBe(before);
+    } finally {
+      await front.close();
+    }
   });
 });
