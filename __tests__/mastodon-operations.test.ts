@@ -71,6 +71,7 @@ describe.each(['mastodon', 'gotosocial'] as const)('platform mastodon on %s', (f
     expect(message).toContain('POST /oauth/token');
     expect(message).toContain('HTTP 400');
     if (flavour === 'mastodon') expect(message).toContain('invalid_grant');
+    expect(message).toContain('already used');
     expectNoLeaks(again, [token, app.clientSecret, code, verifier]);
   });
 
@@ -102,9 +103,25 @@ describe.each(['mastodon', 'gotosocial'] as const)('platform mastodon on %s', (f
     expect(run.exitCode).toBe(1);
     const message = errorLine(run);
     expect(message).toContain('POST /oauth/token');
-    // GoToSocial answers a redirect mismatch with 403; Mastodon with invalid_grant.
-    expect(message).toContain(flavour === 'gotosocial' ? 'HTTP 403' : 'HTTP 400 (invalid_grant)');
+    // A registered URI that is not the code's: GoToSocial's library calls the code invalid.
+    expect(message).toContain(
+      flavour === 'gotosocial' ? 'HTTP 400: invalid authorize code' : 'HTTP 400 (invalid_grant)',
+    );
+    const unregistered = await runAction('main', {
+      ...base(),
+      operation: 'exchange',
+      'client-id': app.clientId,
+      'client-secret': app.clientSecret,
+      'redirect-uri': 'http://127.0.0.1:9/elsewhere',
+      code,
+    });
+    expect(unregistered.exitCode).toBe(1);
+    // GoToSocial answers an unregistered redirect URI with 403; Mastodon with invalid_grant.
+    expect(errorLine(unregistered)).toContain(
+      flavour === 'gotosocial' ? 'HTTP 403' : 'HTTP 400 (invalid_grant)',
+    );
     expectNoLeaks(run, [app.clientSecret, code]);
+    expectNoLeaks(unregistered, [app.clientSecret, code]);
   });
 
   it('gets an app token with client-credentials', async () => {

@@ -430,7 +430,8 @@ export async function startMastodonServer(
     json(res, status, description ? { error, error_description: description } : { error });
 
   const clientOf = (req: IncomingMessage, fields: Record<string, unknown>) => {
-    const basic = basicAuth(req);
+    // GoToSocial reads client credentials from the body only (ClientFormHandler).
+    const basic = flavour === 'gotosocial' ? undefined : basicAuth(req);
     const id = basic?.id ?? (typeof fields.client_id === 'string' ? fields.client_id : '');
     const secret =
       basic?.secret ?? (typeof fields.client_secret === 'string' ? fields.client_secret : '');
@@ -446,6 +447,23 @@ export async function startMastodonServer(
       return oauthError(res, 400, 'invalid_client', 'client authentication failed');
     json(res, 400, { error: 'Invalid credentials' });
   };
+
+  /** GoToSocial passes the OAuth library's error text through: not an RFC 6749 code. */
+  const gtsBadCode = (res: ServerResponse): void =>
+    oauthError(
+      res,
+      400,
+      'invalid authorize code',
+      'Bad Request: could not get access token: invalid authorize code',
+    );
+
+  const gtsUnregisteredRedirect = (res: ServerResponse, uri: string | undefined): void =>
+    oauthError(
+      res,
+      403,
+      'invalid redirect uri',
+      `Forbidden: requested redirect URI ${uri ?? ''} was not covered by client redirect URIs`,
+    );
 
   const token = (req: IncomingMessage, res: ServerResponse, body: ParsedBody): void => {
     const { fields } = body;
@@ -465,25 +483,40 @@ export async function startMastodonServer(
       );
     }
     const redirectUri = str('redirect_uri');
-    if (flavour === 'gotosocial' && grant !== 'refresh_token' && !redirectUri) {
-      // GoToSocial requires redirect_uri on both of its grants.
-      return oauthError(res, 400, 'invalid_request', 'redirect_uri was not set');
+    if (flavour === 'gotosocial') {
+      // GoToSocial's token handler insists on these fields in the body, redirect_uri included,
+      // for both of its grants, and lists every missing one.
+      const help = [
+        ['client_id', 'client_id was not set in the token request form'],
+        ['client_secret', 'client_secret was not set in the token request form'],
+        ['redirect_uri', 'redirect_uri was not set in the token request form'],
+        ...(grant === 'authorization_code'
+          ? [['code', 'code was not set in the token request form']]
+          : []),
+      ]
+        .filter(([name]) => str(name ?? '') === undefined)
+        .map(([, text]) => text);
+      if (help.length > 0) {
+        return oauthError(res, 400, 'invalid_request', `Bad Request: ${help.join(': ')}`);
+      }
     }
     const { app } = clientOf(req, fields);
     if (!app) return badClient(res);
 
     if (grant === 'client_credentials') {
-      if (
-        flavour === 'gotosocial' &&
-        redirectUri !== undefined &&
-        !app.redirectUris.includes(redirectUri)
-      ) {
-        return oauthError(res, 403, 'invalid_grant', 'redirect_uri does not match the app');
+      if (flavour === 'gotosocial' && !app.redirectUris.includes(redirectUri ?? '')) {
+        return gtsUnregisteredRedirect(res, redirectUri);
       }
       const scopes = splitScopes(str('scope'), flavour === 'pleroma' ? app.scopes : ['read']);
       if (!scopes.every((s) => scopeGranted(app.scopes, s))) {
-        if (flavour === 'gotosocial')
-          return oauthError(res, 403, 'invalid_scope', 'requested scope not allowed for this app');
+        if (flavour === 'gotosocial') {
+          return oauthError(
+            res,
+            403,
+            'invalid_scope',
+            `Forbidden: requested scope ${scopes.join(' ')} was not covered by client scope`,
+          );
+        }
         return oauthError(
           res,
           400,
@@ -508,12 +541,7 @@ export async function startMastodonServer(
 
     const code = codes.get(str('code') ?? '');
     if (!code || code.used || code.expiresAt <= Date.now() || code.clientId !== app.clientId) {
-      if (flavour === 'gotosocial') {
-        // Not an RFC 6749 error code: GoToSocial passes its storage error through.
-        return json(res, 400, {
-          error: 'invalid_request: authorization code not found or already used',
-        });
-      }
+      if (flavour === 'gotosocial') return gtsBadCode(res);
       if (flavour === 'pleroma') return json(res, 400, { error: 'Invalid credentials' });
       return oauthError(
         res,
@@ -522,9 +550,12 @@ export async function startMastodonServer(
         'The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.',
       );
     }
+    if (flavour === 'gotosocial' && !app.redirectUris.includes(redirectUri ?? '')) {
+      return gtsUnregisteredRedirect(res, redirectUri);
+    }
     if (redirectUri !== code.redirectUri) {
-      if (flavour === 'gotosocial')
-        return oauthError(res, 403, 'invalid_grant', 'redirect_uri does not match');
+      // A registered URI that is not the code's: the library reports the code as invalid.
+      if (flavour === 'gotosocial') return gtsBadCode(res);
       if (flavour === 'pleroma') return json(res, 400, { error: 'Invalid credentials' });
       return oauthError(
         res,
@@ -551,10 +582,6 @@ export async function startMastodonServer(
 
   // ---- POST /oauth/revoke ------------------------------------------------------------------
   const revoke = (req: IncomingMessage, res: ServerResponse, body: ParsedBody): void => {
-    if (flavour === 'gotosocial' && body.kind !== 'form') {
-      // GoToSocial binds this endpoint's fields from a form only.
-      return json(res, 400, { error: 'Bad Request: client_id not set' });
-    }
     const { fields } = body;
     const value = typeof fields.token === 'string' ? fields.token : '';
     if (flavour === 'pleroma') {
@@ -562,13 +589,35 @@ export async function startMastodonServer(
       if (found) found.revoked = true;
       return json(res, 200, {});
     }
+    if (flavour === 'gotosocial') {
+      // Fields bind from a form only; a JSON body's `token` still lands (Go matches JSON keys
+      // case-insensitively) but `client_id` does not, so JSON fails on the client id.
+      const form = body.kind === 'form' ? fields : { token: fields.token };
+      for (const name of ['token', 'client_id', 'client_secret']) {
+        if (typeof form[name] !== 'string' || form[name] === '') {
+          return oauthError(res, 400, 'invalid_request', `Bad Request: ${name} not set`);
+        }
+      }
+      // The token is looked up first: unknown or expired answers 200 whoever asks.
+      const found = liveToken(value);
+      if (!found) return json(res, 200, {});
+      const app = apps.get(String(form.client_id));
+      if (found.clientId !== form.client_id || app?.clientSecret !== form.client_secret) {
+        return oauthError(
+          res,
+          403,
+          'unauthorized_client',
+          'Forbidden: You are not authorized to revoke this token',
+        );
+      }
+      found.revoked = true;
+      return json(res, 200, {});
+    }
     const { app } = clientOf(req, fields);
     if (!app) return badClient(res);
     const found = tokens.get(value);
     if (!found || found.revoked) return json(res, 200, {});
     if (found.clientId !== app.clientId) {
-      if (flavour === 'gotosocial')
-        return json(res, 403, { error: 'Forbidden: token was not issued to this client' });
       return oauthError(
         res,
         403,

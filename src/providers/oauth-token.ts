@@ -138,10 +138,14 @@ export function applyClientAuth(
 
 function explainTokenError(error: unknown, grant: string): unknown {
   if (error instanceof ServerError) {
+    // GoToSocial passes its OAuth library's text ("invalid authorize code") instead of a code.
+    const code =
+      error.code ??
+      (error.status === 400 && /invalid authori[sz]e code/i.test(error.description ?? '')
+        ? 'invalid_grant'
+        : undefined);
     const hint =
-      (error.code && GRANT_HINTS[grant]?.[error.code]) ||
-      (error.code && CODE_HINTS[error.code]) ||
-      undefined;
+      (code && GRANT_HINTS[grant]?.[code]) || (error.code && CODE_HINTS[error.code]) || undefined;
     return hint ? withHint(error, hint) : error;
   }
   if (
