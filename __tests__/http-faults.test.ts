@@ -176,6 +176,17 @@ describe('timeouts and resets', () => {
     expectClean(run);
   });
 
+  it('a token answer that stalls mid-body times out once and says the code may be used', async () => {
+    server.inject({ method: 'POST', path: TOKEN_PATH, kind: 'stall' });
+    const run = await exchange({ 'timeout-seconds': '1' });
+    expect(run.exitCode).toBe(1);
+    expect(count(TOKEN_PATH)).toBe(1);
+    expect(errorLine(run)).toMatch(
+      /POST \/oauth\/token: the answer stalled for 1 s\..*may already have used the code/,
+    );
+    expectClean(run);
+  });
+
   it('a reset GET is retried; a reset exchange is not', async () => {
     server.inject({ method: 'GET', path: ME_PATH, kind: 'reset' });
     const ok = await validate();

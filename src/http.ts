@@ -244,23 +244,31 @@ function readBody(
   return new Promise((resolve, reject) => {
     let settled = false;
     let idle: ReturnType<typeof setTimeout> | undefined;
+    const cleanup = (): void => {
+      settled = true;
+      clearTimeout(idle);
+      message.socket?.off('timeout', onIdle);
+    };
     const fail = (failure: NetworkFailure, detail: string): void => {
       // destroy() below emits 'aborted' synchronously: the first reason is the true one.
       if (settled) return;
-      settled = true;
-      clearTimeout(idle);
+      cleanup();
       reject(new NetworkError(server, label, failure, detail));
       message.destroy();
     };
     const tooLarge = (): void =>
       fail('too-large', `the answer is larger than ${Math.round(maxBytes / 1024)} KiB`);
-    const onIdle = (): void =>
+    function onIdle(): void {
       fail('timeout', `the answer stalled for ${Math.round(limits.idleMs / 1000)} s`);
+    }
     const declared = Number(message.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBytes) return tooLarge();
     const chunks: Buffer[] = [];
     let size = 0;
     idle = setTimeout(onIdle, limits.idleMs);
+    // The client's socket timeout closes a stalled body from underneath us, which would read as
+    // a reset; hearing the same timeout here first keeps the true reason.
+    message.socket?.on('timeout', onIdle);
     message.on('data', (chunk: Buffer) => {
       if (settled) return;
       size += chunk.length;
@@ -271,8 +279,7 @@ function readBody(
     });
     message.on('end', () => {
       if (settled) return;
-      settled = true;
-      clearTimeout(idle);
+      cleanup();
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
     message.on('aborted', () => fail('reset', 'the connection closed before the answer ended'));

@@ -19,6 +19,8 @@ export type FaultKind =
   | { kind: 'reset' }
   /** No answer ever: only the client's timeout ends the request. */
   | { kind: 'hang' }
+  /** Headers and the start of a JSON body, then silence: the body never ends. */
+  | { kind: 'stall'; status?: number }
   /** A proxy's error page instead of JSON. */
   | { kind: 'html'; status?: number }
   /** More than 1 MiB, announced by Content-Length or streamed chunked without it. */
@@ -90,6 +92,10 @@ export async function serveFault(
       return;
     case 'hang':
       // Keep the socket open; the server's close() destroys it.
+      return;
+    case 'stall':
+      res.writeHead(fault.status ?? 200, { 'content-type': 'application/json' });
+      res.write('{"access_token":"');
       return;
     case 'html': {
       res.writeHead(fault.status ?? 502, { 'content-type': 'text/html' });
