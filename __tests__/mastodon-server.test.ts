@@ -256,6 +256,10 @@ describe.each(['mastodon', 'gotosocial', 'pleroma'] as Flavour[])('%s flavour', 
     } else {
       expect([asApp.status, invalid.status]).toEqual([403, 403]);
       expect(appCheck.status).toBe(200);
+      const unknownApp = await call(server, 'GET', '/api/v1/apps/verify_credentials', {
+        bearer: 'nope',
+      });
+      expect(unknownApp.status).toBe(400);
     }
   });
 

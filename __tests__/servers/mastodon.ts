@@ -654,9 +654,10 @@ export async function startMastodonServer(
     if (flavour === 'gotosocial') return json(res, 404, { error: 'Not Found' });
     const found = liveToken(bearerToken(req));
     if (!found) {
-      return json(res, 401, {
-        error: flavour === 'pleroma' ? 'Invalid credentials.' : 'The access token is invalid',
-      });
+      // Pleroma skips its auth plugs here and the action only matches a request with a token:
+      // without one Phoenix raises ActionClauseError, which answers 400.
+      if (flavour === 'pleroma') return json(res, 400, { error: 'Bad request' });
+      return json(res, 401, { error: 'The access token is invalid' });
     }
     const app = apps.get(found.clientId);
     if (!app) return json(res, 401, { error: 'The access token is invalid' });

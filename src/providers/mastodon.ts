@@ -161,12 +161,13 @@ async function readAccount(
     if (/user not supplied/i.test(response.text)) return { id: '', username: '', kind: 'app' };
     return undefined;
   }
-  // 422: an app token on Mastodon. 403: a real token without read:accounts/profile.
+  // 422: an app token on Mastodon. 403: a real token without read:accounts/profile, or on
+  // Pleroma any token without a user behind it, unknown ones included.
   const appRequest = {
     method: 'GET' as const,
     url: new URL('api/v1/apps/verify_credentials', base(ctx)),
     bearer: token,
-    accept: [401, 403, 404],
+    accept: [400, 401, 403, 404],
   };
   const appResponse = await ctx.http.send(appRequest);
   if (appResponse.status === 200) {
@@ -181,7 +182,9 @@ async function readAccount(
       scope: app.scopes?.join(' '),
     };
   }
-  if (appResponse.status === 401) return undefined;
+  // Pleroma answers 403 above for every token it cannot tie to a user, and 400 here for one it
+  // does not know at all (its action has no clause for a request without a token).
+  if (appResponse.status === 401 || appResponse.status === 400) return undefined;
   // The token exists (403) but nothing more can be learnt with its scopes.
   if (response.status === 403) return { id: '', username: '', kind: 'user' };
   throw new ServerError({
