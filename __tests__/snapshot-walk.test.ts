@@ -221,6 +221,15 @@ describe('errors', () => {
     ).rejects.toThrow(/GoToSocial lists statuses only for a token/);
   });
 
+  it('a page whose ids are not strings is refused, not written', async () => {
+    const server = await start('mastodon', 50);
+    server.fault = { at: 1, kind: 'numeric-ids' };
+    await expect(snapshot(server, { mode: 'full' })).rejects.toThrow(
+      /statuses answered HTTP 200: unexpected answer: item 0 has no string id/,
+    );
+    expect(readdirSync(join(dir, 'out'))).toEqual([]);
+  });
+
   it('a corrupt file is an error unless mode is full', async () => {
     const server = await start('mastodon', 50);
     const path = join(dir, 'statuses.json');

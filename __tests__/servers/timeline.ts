@@ -28,7 +28,7 @@ export interface Post {
 export interface Fault {
   /** The first listing request (1-based) that fails. */
   at: number;
-  kind: '500' | '503' | 'reset';
+  kind: '500' | '503' | 'reset' | 'numeric-ids';
   /** How many requests fail from `at` on; default: all of them. */
   times?: number;
 }
@@ -327,6 +327,14 @@ export class TimelineServer {
     const fault = this.fault;
     if (!fault || this.listRequests < fault.at) return false;
     if (fault.times !== undefined && this.listRequests >= fault.at + fault.times) return false;
+    if (fault.kind === 'numeric-ids') {
+      // A broken proxy or server that turned ids into numbers, losing precision.
+      const body = this.posts
+        .slice(-3)
+        .map((post) => ({ ...this.status(post), id: Number(post.id) }));
+      this.send(res, 200, body);
+      return true;
+    }
     if (fault.kind === 'reset') {
       res.socket?.destroy();
       return true;

@@ -5,9 +5,10 @@
  */
 import * as z from 'zod/mini';
 import { ServerError } from '../errors.ts';
-import { parseJson, type Http, type HttpRequest, type QueryValue } from '../http.ts';
+import { type Http, type HttpRequest, type QueryValue } from '../http.ts';
 import type { AccountRef } from './config.ts';
 import { compareIds, VISIBILITIES, type Visibility } from './filter.ts';
+import { pageItems } from './page.ts';
 import type { Json, TimelineSource } from './source.ts';
 
 export type MastodonFlavour = 'mastodon' | 'gotosocial' | 'pleroma';
@@ -41,7 +42,6 @@ export interface MastodonSourceOptions {
 }
 
 const accountSchema = z.looseObject({ id: z.string() });
-const pageSchema = z.array(z.looseObject({ id: z.string() }));
 
 export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
   const { http, flavour, accessToken } = options;
@@ -59,7 +59,7 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
     };
     try {
       const response = await http.send(request);
-      return { response, items: parseJson(request, response, pageSchema) as Json[] };
+      return { response, items: pageItems(request, response) };
     } catch (error) {
       if (error instanceof ServerError && error.status === 401 && flavour === 'gotosocial') {
         throw new ServerError({

@@ -6,10 +6,11 @@
  */
 import * as z from 'zod/mini';
 import { ServerError } from '../errors.ts';
-import { parseJson, type Http, type HttpRequest } from '../http.ts';
+import { type Http, type HttpRequest } from '../http.ts';
 import type { AccountRef } from './config.ts';
 import { compareIds } from './filter.ts';
 import { highestId, LIST_MAX_BYTES, lowestId, str } from './mastodon-source.ts';
+import { pageItems } from './page.ts';
 import type { Json, TimelineSource } from './source.ts';
 
 const PAGE_SIZE = 100;
@@ -25,7 +26,6 @@ export interface MisskeySourceOptions {
 }
 
 const userSchema = z.looseObject({ id: z.string() });
-const pageSchema = z.array(z.looseObject({ id: z.string() }));
 
 export function misskeySource(options: MisskeySourceOptions): TimelineSource {
   const { http, accessToken } = options;
@@ -47,7 +47,7 @@ export function misskeySource(options: MisskeySourceOptions): TimelineSource {
   async function notes(json: Json): Promise<Json[]> {
     const req = request('users/notes', json);
     const response = await http.send(req);
-    return parseJson(req, response, pageSchema) as Json[];
+    return pageItems(req, response);
   }
 
   function filters(userId: string): Json {
