@@ -138,7 +138,9 @@ async function main() {
   console.log(
     `Snapshot of ${COUNT} public statuses, loopback Mastodon flavour, median of ${RUNS} runs`,
   );
-  console.log('side                                        requests   wall ms    CPU ms   peak RSS MiB');
+  console.log(
+    'side                                        requests   wall ms    CPU ms   peak RSS MiB',
+  );
   for (const r of rows) {
     console.log(
       `${r.name.padEnd(44)}${String(r.requests).padStart(8)}${r.wallMs.toFixed(1).padStart(10)}` +
