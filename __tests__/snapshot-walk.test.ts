@@ -10,6 +10,7 @@ import { InputError, NetworkError, ServerError } from '../src/errors.ts';
 import { Http } from '../src/http.ts';
 import { parseSnapshotInputs, readAccount } from '../src/snapshot/config.ts';
 import { runSnapshot, type SnapshotResult } from '../src/snapshot/run.ts';
+import { readItems } from '../src/snapshot/store.ts';
 import { TimelineServer, type Flavour, type Post } from './servers/timeline.ts';
 
 const RANK: Record<string, number> = { public: 0, unlisted: 1, private: 2, direct: 3, list: 3 };
@@ -248,6 +249,47 @@ describe('errors', () => {
     await expect(snapshot(server, { count: '0' })).rejects.toThrow(/'count'/);
     await expect(snapshot(server, { 'access-token': '' })).rejects.toThrow(/'access-token'/);
     expect(server.requests).toEqual([]);
+  });
+
+  it('reads files line by line, and other layouts of a JSON array whole', async () => {
+    const path = join(dir, 'items.json');
+    const read = async () => {
+      const ids: string[] = [];
+      for await (const item of readItems(path)) ids.push(item.id as string);
+      return ids;
+    };
+    const items = [{ id: '3', a: [1, { b: 'x,' }] }, { id: '2' }, { id: '1' }];
+    writeFileSync(path, `[\n${items.map((item) => JSON.stringify(item)).join(',\n')}\n]\n`);
+    expect(await read()).toEqual(['3', '2', '1']);
+    writeFileSync(path, JSON.stringify(items, null, 2)); // the old Worker's layout
+    expect(await read()).toEqual(['3', '2', '1']);
+    writeFileSync(path, JSON.stringify(items));
+    expect(await read()).toEqual(['3', '2', '1']);
+    writeFileSync(path, '[]');
+    expect(await read()).toEqual([]);
+    for (const bad of [
+      '[\n{"id":"3"}\n{"id":"2"}\n]',
+      '[\n{"id":"3"},\n]',
+      '[\n{"id":"3"}',
+      '',
+      '[\n{"id":3}\n]',
+    ]) {
+      writeFileSync(path, bad);
+      await expect(read()).rejects.toThrow(InputError);
+    }
+    rmSync(path);
+    expect(await read()).toEqual([]);
+  });
+
+  it('incremental runs extend a file in another layout', async () => {
+    const server = await start('mastodon', 300);
+    const path = join(dir, 'statuses.json');
+    await snapshot(server, { path, count: '100', mode: 'full' });
+    writeFileSync(path, JSON.stringify(JSON.parse(readFileSync(path, 'utf8')), null, 2));
+    server.addPosts(20);
+    const result = await snapshot(server, { path, count: '100', platform: 'mastodon' });
+    expect(result.changed).toBe(true);
+    expect(fileIds(path)).toEqual(expectedIds(server, { count: 100 }));
   });
 
   it('reads account forms', () => {

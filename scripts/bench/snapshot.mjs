@@ -95,8 +95,9 @@ async function child(args, server) {
 
 async function main() {
   const { TimelineServer } = await import('../../__tests__/servers/timeline.ts');
-  // 1 600 posts: enough public ones for 1 000 after private posts and DMs are filtered out.
-  const server = await TimelineServer.start({ flavour: 'mastodon', posts: 1600 });
+  // 1.6 posts per wanted one: enough public ones after private posts and DMs are filtered out.
+  const posts = Math.max(1600, Math.ceil(COUNT * 1.6));
+  const server = await TimelineServer.start({ flavour: 'mastodon', posts });
   const dir = mkdtempSync(join(tmpdir(), 'bench-snapshot-'));
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const samples = { ours: [], masto: [], incremental: [], everything: [] };

@@ -19,7 +19,7 @@ import {
 import { flavourOf, mastodonSource } from './mastodon-source.ts';
 import { misskeySource } from './misskey-source.ts';
 import type { Json, TimelineSource } from './source.ts';
-import { AtomicArrayWriter, hashFile, readSnapshot } from './store.ts';
+import { AtomicArrayWriter, firstItem, hashFile, readItems } from './store.ts';
 
 export interface SnapshotRuntime {
   mask(secret: string): void;
@@ -91,9 +91,9 @@ export async function runSnapshot(
           visibility: config.visibility,
         });
 
-  const previous = config.mode === 'incremental' ? await readSnapshot(config.path) : undefined;
+  const newest = config.mode === 'incremental' ? await firstItem(config.path) : undefined;
   // An incremental run reads the account from the file it extends: nothing new costs one request.
-  const accountId = accountFromFile(config, source, previous) ?? (await source.resolveAccount());
+  const accountId = accountFromFile(config, source, newest) ?? (await source.resolveAccount());
   const filter: FilterOptions = {
     accountId,
     visibility: config.visibility,
@@ -102,10 +102,9 @@ export async function runSnapshot(
     onlyMedia: config.onlyMedia,
   };
   const walk = new Walk(family, filter);
-  const outcome =
-    previous && previous.length > 0
-      ? await incremental(config, source, accountId, walk, previous)
-      : await full(config, source, accountId, walk);
+  const outcome = newest
+    ? await incremental(config, source, accountId, walk)
+    : await full(config, source, accountId, walk);
 
   return {
     path: config.path,
@@ -127,9 +126,8 @@ export async function runSnapshot(
 function accountFromFile(
   config: SnapshotConfig,
   source: TimelineSource,
-  previous: Json[] | undefined,
+  newest: Json | undefined,
 ): string | undefined {
-  const newest = previous?.[0];
   if (!newest) return undefined;
   const author = source.authorOf(newest);
   const { account } = config;
@@ -182,6 +180,11 @@ class Walk {
     return true;
   }
 
+  /** Whether an item already in the file passes today's filters; counts nothing. */
+  keeps(item: Json): boolean {
+    return rejectReason(factsOf(this.family, item), this.options) === undefined;
+  }
+
   dateOf(item: Json): string | undefined {
     return factsOf(this.family, item).createdAt;
   }
@@ -194,13 +197,14 @@ async function full(
   walk: Walk,
 ): Promise<Outcome> {
   // Only what `new-count` and `changed` need from the old file: its ids and its hash.
-  const [previousHash, previousIds] = await Promise.all([
-    hashFile(config.path),
-    readSnapshot(config.path).then(
-      (items) => new Set(items?.map((item) => item.id as string)),
-      () => new Set<string>(),
-    ),
-  ]);
+  const previousHash = await hashFile(config.path);
+  const previousIds = new Set<string>();
+  try {
+    for await (const item of readItems(config.path)) previousIds.add(item.id as string);
+  } catch {
+    // A file `full` replaces may be unreadable; then everything in the new one is new.
+    previousIds.clear();
+  }
   const writer = await AtomicArrayWriter.open(config.path);
   let newCount = 0;
   let first: Json | undefined;
@@ -237,12 +241,27 @@ async function incremental(
   source: TimelineSource,
   accountId: string,
   walk: Walk,
-  previous: Json[],
 ): Promise<Outcome> {
-  let newestKnown = previous[0]?.id as string;
-  for (const item of previous) {
-    if (compareIds(item.id as string, newestKnown) > 0) newestKnown = item.id as string;
+  const { path, count } = config;
+  // First pass over the file, streamed: proves it is whole before any request, finds the newest
+  // id, and tells whether today's filters would drop anything from it.
+  let oldTotal = 0;
+  let oldKept = 0;
+  let newestKnown: string | undefined;
+  let oldLast: Json | undefined;
+  let oldFirst: Json | undefined;
+  for await (const item of readItems(path)) {
+    const id = item.id as string;
+    oldTotal++;
+    if (newestKnown === undefined || compareIds(id, newestKnown) > 0) newestKnown = id;
+    if (walk.keeps(item)) {
+      oldKept++;
+      oldFirst ??= item;
+      oldLast = item;
+    }
   }
+  if (newestKnown === undefined) return full(config, source, accountId, walk);
+
   let fresh: Json[] = [];
   const byNewest = (a: Json, b: Json) => compareIds(b.id as string, a.id as string);
   for await (const page of source.pagesUp(accountId, newestKnown)) {
@@ -256,33 +275,52 @@ async function incremental(
       if (walk.accept(item)) fresh.push(item);
     }
     // Pages arrive oldest first; keep memory bounded by dropping what `count` will trim anyway.
-    if (fresh.length > 2 * config.count) fresh = fresh.sort(byNewest).slice(0, config.count);
+    if (fresh.length > 2 * count) fresh = fresh.sort(byNewest).slice(0, count);
   }
   fresh.sort(byNewest);
-  if (fresh.length > config.count) fresh = fresh.slice(0, config.count);
+  if (fresh.length > count) fresh = fresh.slice(0, count);
 
-  // The old items pass the same filters again: a setting narrowed since the last run applies.
-  const kept = previous.filter((item) => walk.accept(item, false));
-  const oldOnes = kept.slice(0, Math.max(0, config.count - fresh.length));
-  const merged = [...fresh, ...oldOnes];
-  const first = merged[0];
-  const last = merged[merged.length - 1];
-  const outcome = {
-    count: merged.length,
-    newCount: fresh.length,
-    newestId: (first?.id as string | undefined) ?? '',
-    newestDate: first && walk.dateOf(first),
-    oldestDate: last && walk.dateOf(last),
-  };
-  if (fresh.length === 0 && oldOnes.length === previous.length) {
+  if (fresh.length === 0 && oldKept === oldTotal && oldTotal <= count) {
     // Nothing new and nothing to drop: the file is not touched at all.
-    return { ...outcome, changed: false };
+    return {
+      count: oldTotal,
+      newCount: 0,
+      newestId: (oldFirst?.id as string | undefined) ?? '',
+      changed: false,
+      newestDate: oldFirst && walk.dateOf(oldFirst),
+      oldestDate: oldLast && walk.dateOf(oldLast),
+    };
   }
-  const previousHash = await hashFile(config.path);
-  const writer = await AtomicArrayWriter.open(config.path);
+
+  const previousHash = await hashFile(path);
+  const writer = await AtomicArrayWriter.open(path);
   try {
-    for (const item of merged) await writer.write(item);
-    return { ...outcome, changed: await writer.commit(previousHash) };
+    const written = new Set<string>();
+    let last: Json | undefined;
+    for (const item of fresh) {
+      await writer.write(item);
+      written.add(item.id as string);
+      last = item;
+    }
+    // Second pass: the old items stream from the old file into the new one.
+    for await (const item of readItems(path)) {
+      if (writer.written >= count) break;
+      const id = item.id as string;
+      if (written.has(id) || !walk.keeps(item)) continue;
+      await writer.write(item);
+      written.add(id);
+      last = item;
+    }
+    const first = fresh[0] ?? oldFirst;
+    const total = writer.written;
+    return {
+      count: total,
+      newCount: fresh.length,
+      newestId: (first?.id as string | undefined) ?? '',
+      newestDate: first && walk.dateOf(first),
+      oldestDate: last && walk.dateOf(last),
+      changed: await writer.commit(previousHash),
+    };
   } catch (error) {
     await writer.discard();
     throw error;

@@ -6,13 +6,16 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.ts';
 import type { Json } from './source.ts';
 
 const FLUSH_BYTES = 64 * 1024;
 
-/** The existing file's items, undefined when there is none; a malformed file is an error. */
+const FIX = "; fix or delete it, or set 'mode: full' to replace it";
+
+/** The whole file parsed at once: for arrays laid out by something other than this action. */
 export async function readSnapshot(path: string): Promise<Json[] | undefined> {
   let text: string;
   try {
@@ -21,20 +24,89 @@ export async function readSnapshot(path: string): Promise<Json[] | undefined> {
     if ((error as { code?: string }).code === 'ENOENT') return undefined;
     throw error;
   }
-  const fix = "; fix or delete it, or set 'mode: full' to replace it";
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch {
-    throw new InputError('path', `${path} is not valid JSON${fix}`);
+    throw new InputError('path', `${path} is not valid JSON${FIX}`);
   }
-  if (!Array.isArray(data)) throw new InputError('path', `${path} is not a JSON array${fix}`);
-  data.forEach((item: unknown, index) => {
-    if (typeof item !== 'object' || item === null || typeof (item as Json).id !== 'string') {
-      throw new InputError('path', `${path}: item ${index} has no string 'id'${fix}`);
-    }
-  });
+  if (!Array.isArray(data)) throw new InputError('path', `${path} is not a JSON array${FIX}`);
+  data.forEach((item: unknown, index) => checkItem(path, item, index));
   return data as Json[];
+}
+
+function checkItem(path: string, item: unknown, index: number): asserts item is Json {
+  if (typeof item !== 'object' || item === null || typeof (item as Json).id !== 'string') {
+    throw new InputError('path', `${path}: item ${index} has no string 'id'${FIX}`);
+  }
+}
+
+/**
+ * The existing file's items, one at a time, so memory does not grow with `count`. Files this
+ * action wrote hold one item per line and are read line by line; any other layout of a JSON
+ * array falls back to parsing the whole file. Nothing when the file does not exist; a malformed
+ * file is an InputError.
+ */
+export async function* readItems(path: string): AsyncGenerator<Json> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') return;
+    throw error;
+  }
+  const input = handle.createReadStream({ encoding: 'utf8' });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let state: 'start' | 'items' | 'end' = 'start';
+  let index = 0;
+  let more = false; // the previous item line ended with a comma: another item must follow
+  let fallback = false;
+  try {
+    for await (const raw of lines) {
+      const line = raw.trim();
+      if (state === 'start') {
+        if (line === '[]') state = 'end';
+        else if (line === '[') state = 'items';
+        else fallback = true;
+      } else if (state === 'end') {
+        if (line !== '') fallback = true;
+      } else if (line === ']') {
+        if (more) fallback = true;
+        state = 'end';
+      } else {
+        if (index > 0 && !more) fallback = true;
+        else {
+          more = line.endsWith(',');
+          let item: unknown;
+          try {
+            item = JSON.parse(more ? line.slice(0, -1) : line);
+          } catch {
+            fallback = true;
+          }
+          if (!fallback) {
+            checkItem(path, item, index);
+            index++;
+            yield item;
+          }
+        }
+      }
+      if (fallback) break;
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+    await handle.close().catch(() => undefined);
+  }
+  if (!fallback && state === 'end') return;
+  // Not this action's layout (or cut short): the whole-file parse decides, skipping what was read.
+  const items = (await readSnapshot(path)) ?? [];
+  for (const item of items.slice(index)) yield item;
+}
+
+/** The first item of the file, undefined when the file is missing or empty. */
+export async function firstItem(path: string): Promise<Json | undefined> {
+  for await (const item of readItems(path)) return item;
+  return undefined;
 }
 
 /** SHA-256 of a file, streamed; undefined when it does not exist. */
