@@ -3,10 +3,11 @@
  * variables, against the loopback timeline server; every log is checked for the token.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { findLeaks, runAction, type ActionRun } from './harness/action.ts';
+import { dirname, join, resolve } from 'node:path';
+import { parseSnapshotInputs } from '../src/snapshot/config.ts';
+import { findLeaks, ROOT, runAction, type ActionRun } from './harness/action.ts';
 import { TimelineServer } from './servers/timeline.ts';
 
 let mastodon: TimelineServer;
@@ -130,5 +131,43 @@ describe('snapshot action (runner protocol)', () => {
     expect(run.exitCode).toBe(1);
     expect(run.maskedLog).toMatch(/verify_credentials answered HTTP 401/);
     expect(findLeaks(run, [wrong])).toEqual([]);
+  });
+
+  it('GoToSocial through the bundle: detected, short pages, Link host ignored', async () => {
+    const gts = await TimelineServer.start({ flavour: 'gotosocial' });
+    try {
+      const run = await snapshot(gts, { count: '400', visibility: 'unlisted' });
+      expect(run.exitCode).toBe(0);
+      expect(run.outputs).toMatchObject({ count: '400', changed: 'true' });
+      expect(run.summary).toContain('gotosocial');
+    } finally {
+      await gts.close();
+    }
+  });
+});
+
+describe('snapshot/action.yml', () => {
+  const file = join(ROOT, 'snapshot', 'action.yml');
+  const text = readFileSync(file, 'utf8');
+
+  it('runs the bundle through a path relative to its own folder', () => {
+    const main = /^\s+main:\s*(\S+)\s*$/m.exec(text)?.[1] ?? '';
+    expect(main).toBe('../dist/snapshot/index.js');
+    expect(existsSync(resolve(dirname(file), main))).toBe(true);
+    expect(text).toMatch(/using: node24/);
+  });
+
+  it('declares exactly the inputs the action reads', () => {
+    const section = text.slice(text.indexOf('\ninputs:'), text.indexOf('\noutputs:'));
+    const declared = [...section.matchAll(/^ {2}([a-z-]+):$/gm)].map((m) => m[1]).sort();
+    const read = new Set<string>();
+    parseSnapshotInputs({
+      get: (name) => {
+        read.add(name);
+        return name === 'instance' ? 'https://social.example' : name === 'access-token' ? 't' : '';
+      },
+      mask: () => {},
+    });
+    expect(declared).toEqual([...read].sort());
   });
 });
