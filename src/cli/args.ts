@@ -109,12 +109,12 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   const source: InputSource = { get: (name) => raw[name] ?? '', mask: () => undefined };
   const instance = asFlag(() => readUrl(source, 'instance'));
   if (!instance) throw usageError('Missing <instance>, e.g. https://social.example');
-  const platform = asFlag(() => readEnum(source, 'platform', LOGIN_PLATFORMS, 'auto'));
   if (values.platform?.toLowerCase() === 'anyweb') {
     throw usageError(
       "--platform anyweb: AnyWeb codes come from the dApp's anyweb_oauth call, not from a browser login; use the action's 'exchange' operation",
     );
   }
+  const platform = asFlag(() => readEnum(source, 'platform', LOGIN_PLATFORMS, 'auto'));
   const port = raw.port
     ? asFlag(() => readNumber(source, 'port', { min: 1, max: 65535, fallback: 0, integer: true }))
     : undefined;
@@ -123,8 +123,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   );
 
   const clientId = nonEmpty(values['client-id']);
-  const clientSecret = nonEmpty(values['client-secret']) ?? nonEmpty(env.FEDI_TOKEN_CLIENT_SECRET);
-  if (clientSecret && !clientId) {
+  const flagSecret = nonEmpty(values['client-secret']);
+  if (flagSecret && !clientId) {
     throw usageError('--client-secret needs --client-id (the app the secret belongs to)');
   }
   if (platform === 'misskey' && clientId) {
@@ -152,7 +152,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       platform,
       scope: values.scope === undefined ? undefined : parseScope(values.scope),
       clientId,
-      clientSecret,
+      // The environment's secret belongs to an app named on the command line, never to ours.
+      clientSecret: clientId ? (flagSecret ?? nonEmpty(env.FEDI_TOKEN_CLIENT_SECRET)) : undefined,
       oob: values.oob ?? false,
       port,
       timeoutMs: timeoutSeconds * 1000,
