@@ -236,6 +236,7 @@ describe('errors', () => {
     const path = join(dir, 'statuses.json');
     writeFileSync(path, '[{"id":"1"},');
     await expect(snapshot(server, { path })).rejects.toThrow(InputError);
+    expect(server.requests).toEqual([]);
     expect(readFileSync(path, 'utf8')).toBe('[{"id":"1"},');
     await snapshot(server, { path, mode: 'full' });
     expect(fileIds(path)).toEqual(expectedIds(server, { count: 200 }));

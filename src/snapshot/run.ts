@@ -56,6 +56,8 @@ export async function runSnapshot(
   const http =
     runtime.http ?? new Http({ timeoutMs: config.timeoutMs, maxAttempts: config.maxAttempts });
   const startRequests = http.requestCount;
+  // Read before any request: a file that cannot be extended fails the step at once.
+  const newest = config.mode === 'incremental' ? await firstItem(config.path) : undefined;
 
   let family: Family;
   let software: Software | undefined;
@@ -91,7 +93,6 @@ export async function runSnapshot(
           visibility: config.visibility,
         });
 
-  const newest = config.mode === 'incremental' ? await firstItem(config.path) : undefined;
   // An incremental run reads the account from the file it extends: nothing new costs one request.
   const accountId = accountFromFile(config, source, newest) ?? (await source.resolveAccount());
   const filter: FilterOptions = {
