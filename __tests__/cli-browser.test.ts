@@ -12,6 +12,7 @@ import { closeBrowser, launchBrowser, withContext } from './harness/browser.ts';
 import { startCli, type CliExit } from './harness/cli.ts';
 import { startMastodonServer, type MastodonServer } from './servers/mastodon.ts';
 import { startMisskey, type MisskeyServer } from './servers/misskey.ts';
+import { startOidc, type OidcServer } from './servers/oidc.ts';
 
 let browser: Browser | undefined;
 
@@ -360,3 +361,64 @@ function requireBrowser(): Browser {
   if (!browser) throw new Error('no browser');
   return browser;
 }
+
+describe('generic OAuth 2.0 (oidc-provider) with a real browser', () => {
+  let oidc: OidcServer;
+  beforeAll(async () => {
+    oidc = await startOidc();
+  });
+  afterAll(async () => {
+    await oidc.close();
+  });
+
+  it('logs in through the login and consent pages with an existing client, loopback on any port', async () => {
+    const cli = startCli(
+      [
+        'login',
+        oidc.issuer,
+        '--platform',
+        'oauth2',
+        '--client-id',
+        oidc.basic.id,
+        '--scope',
+        'openid profile api:read',
+        '--json',
+      ],
+      // From the environment, so no process listing shows it.
+      { env: { FEDI_TOKEN_CLIENT_SECRET: oidc.basic.secret } },
+    );
+    const url = new URL(await cli.waitForUrl());
+    expect(url.pathname).toBe('/auth');
+    expect(url.searchParams.get('redirect_uri')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+    const message = await withContext(requireBrowser(), async (context) => {
+      const page = await context.newPage();
+      await page.goto(url.href);
+      await page.fill('input[name="login"]', 'carol');
+      await page.fill('input[name="password"]', 'any');
+      await page.click('button[type="submit"]');
+      // The consent page: oidc-provider's own interaction, one submit button.
+      await page.waitForURL(/\/interaction\//);
+      await Promise.all([
+        page.waitForURL(/127\.0\.0\.1:\d+\/callback/),
+        page.click('button[type="submit"]'),
+      ]);
+      return page.textContent('#message');
+    });
+    expect(message).toMatch(/close this tab/);
+    const exit = await cli.exited;
+    expect(exit.stderr).toMatch(/Logged in as/);
+    expect(exit.code).toBe(0);
+    const result = JSON.parse(exit.stdout) as {
+      platform: string;
+      expiresAt: string | null;
+      secrets: Record<string, string>;
+    };
+    expect(result.platform).toBe('oauth2');
+    expect(Date.parse(result.expiresAt ?? '')).toBeGreaterThan(Date.now());
+    // The client is the user's own: only the token is new.
+    expect(Object.keys(result.secrets)).toEqual(['FEDI_TOKEN']);
+    expect(exit.stderr).not.toContain(result.secrets.FEDI_TOKEN);
+    expect(exit.stderr).not.toContain(oidc.basic.secret);
+    expect(oidc.requests).toContain('POST /token');
+  });
+});

@@ -67,7 +67,9 @@ async function oauthLogin(
   const { terminal, http } = deps;
   const scope = options.scope ?? (platform === 'mastodon' ? 'read' : undefined);
   let useOob = options.oob;
-  if (!useOob && options.clientId && options.port === undefined) {
+  // RFC 8252 §7.3 has generic servers accept any port on a loopback redirect; Mastodon-API
+  // servers match registered redirect URIs exactly, so an existing app there needs its port.
+  if (!useOob && options.clientId && options.port === undefined && platform === 'mastodon') {
     terminal.progress(
       'An existing app only accepts the redirect URIs it was registered with, so this login uses copy-paste. ' +
         'For the loopback redirect, register http://127.0.0.1:<port>/callback and pass --port <port>',
