@@ -214,6 +214,48 @@ describe('request counts', () => {
   });
 });
 
+describe('incremental and accounts', () => {
+  it('keeps only the newest `count` when more than that is new', async () => {
+    const server = await start('pleroma', 200);
+    await snapshot(server, { count: '50' });
+    server.addPosts(300);
+    const result = await snapshot(server, { count: '50' });
+    expect(fileIds()).toEqual(expectedIds(server, { count: 50 }));
+    expect(result).toMatchObject({ count: 50, newCount: 50, changed: true });
+  });
+
+  it('a narrower filter removes matching items already in the file', async () => {
+    const server = await start('mastodon', 200);
+    await snapshot(server, { count: '100', visibility: 'unlisted', platform: 'mastodon' });
+    const result = await snapshot(server, { count: '100', platform: 'mastodon' });
+    expect(result).toMatchObject({ changed: true, newCount: 0, requests: 1 });
+    const kept = new Set(expectedIds(server, { count: 1000 }));
+    expect(fileIds().every((id) => kept.has(id))).toBe(true);
+  });
+
+  it('a 503 with Retry-After on page 2 is retried and the walk completes', async () => {
+    const server = await start('gotosocial');
+    server.fault = { at: 2, kind: '503', times: 1 };
+    await snapshot(server, { count: '300', mode: 'full' });
+    expect(fileIds()).toEqual(expectedIds(server, { count: 300 }));
+  });
+
+  it('finds accounts by @user@host, by name and by a Misskey id given bare', async () => {
+    const mastodon = await start('mastodon', 60);
+    const host = new URL(mastodon.url).host;
+    const byName = await snapshot(mastodon, { account: `@alice@${host}`, 'access-token': '' });
+    expect(byName.accountId).toBe(mastodon.accountId);
+    const misskey = await start('misskey', 60);
+    const byId = await snapshot(misskey, { account: misskey.accountId, mode: 'full' });
+    expect(byId.accountId).toBe(misskey.accountId);
+    const shows = misskey.requests.filter((r) => r.path === '/api/users/show');
+    expect(shows.map((r) => Object.keys(r.body ?? {}).sort())).toEqual([
+      ['host', 'username'],
+      ['userId'],
+    ]);
+  });
+});
+
 describe('errors', () => {
   it('GoToSocial without a token: 401 with what to do', async () => {
     const server = await start('gotosocial', 50);

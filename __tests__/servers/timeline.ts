@@ -295,7 +295,8 @@ export class TimelineServer {
       method: req.method ?? 'GET',
       path: url.pathname,
       query,
-      body: body ? { ...body, i: body.i === undefined ? undefined : '(token)' } : undefined,
+      // The token is recorded as present, never as its value.
+      body: body && ('i' in body ? { ...body, i: '(token)' } : body),
       authorized: presented === this.token,
     });
 
