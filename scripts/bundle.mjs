@@ -3,10 +3,13 @@
 // entry. Type errors are the typecheck step's business; this only needs the emitted JavaScript.
 // Output is deterministic: CI rebuilds and compares with the committed dist/.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const entries = ['main', 'post', 'snapshot', 'cli'];
+// The action steps export `run()` (so @github/local-action can import and call them); their
+// bundles start from a two-line launcher. The CLI starts itself.
+const launched = new Set(['main', 'post', 'snapshot']);
 // Private folders, so two bundles built at once cannot mix their files.
 const build = `.build/${process.pid}`;
 const staging = resolve(`dist/.staging-${process.pid}`);
@@ -17,13 +20,18 @@ spawnSync('node_modules/.bin/tsc', ['-p', 'tsconfig.build.json', '--outDir', bui
 try {
   for (const entry of entries) {
     if (!existsSync(`${build}/${entry}.js`)) continue;
+    let source = `${entry}.js`;
+    if (launched.has(entry)) {
+      source = `launch-${entry}.js`;
+      writeFileSync(`${build}/${source}`, `import { run } from './${entry}.js';\nawait run();\n`);
+    }
     // Run from inside the build folder: webpack's module ids hash paths relative to it, so the
     // bundle is byte-identical whatever the folder is called.
     execFileSync(
       ncc,
       [
         'build',
-        `${entry}.js`,
+        source,
         '-o',
         `${staging}/${entry}`,
         '--minify',

@@ -1,7 +1,9 @@
 // `npm run demo`: the bundled action against embedded loopback servers — no account needed.
 // Each step runs `node dist/<entry>/index.js` exactly as the runner would, and prints the log as a
 // workflow log shows it (secrets masked by the runner's rules).
+import { randomUUID } from 'node:crypto';
 import { startMastodonServer } from '../__tests__/servers/mastodon.ts';
+import { startMisskey } from '../__tests__/servers/misskey.ts';
 import { runAction } from '../__tests__/harness/action.ts';
 
 const step = async (title, entry, inputs, options) => {
@@ -41,7 +43,12 @@ try {
     operation: 'validate',
     'access-token': token,
   });
-  await step('revoke', 'main', { ...common, operation: 'revoke', 'access-token': token, ...client });
+  await step('revoke', 'main', {
+    ...common,
+    operation: 'revoke',
+    'access-token': token,
+    ...client,
+  });
   await step('validate after revoke (fail-on-invalid: false)', 'main', {
     ...common,
     operation: 'validate',
@@ -49,7 +56,39 @@ try {
     'fail-on-invalid': 'false',
   });
   await step('bad input: fails before any request', 'main', { ...common, operation: 'refesh' });
-  console.log(`\nThe server saw ${server.requests.length} requests. Every secret above was masked.`);
+  console.log(`\nThe Mastodon server saw ${server.requests.length} requests.`);
 } finally {
   await server.close();
 }
+
+const misskey = await startMisskey();
+try {
+  console.log(`\nEmbedded Misskey server at ${misskey.url}`);
+  // MiAuth: the app picks a session id and sends the user to /miauth/<session>; they approve.
+  const session = randomUUID();
+  misskey.approveMiAuth(session, { permission: ['read:account', 'write:notes'] });
+  const checked = await step('exchange a MiAuth session (platform: auto)', 'main', {
+    instance: misskey.url,
+    operation: 'exchange',
+    code: session,
+  });
+  await step('the same session again: MiAuth hands a token out once', 'main', {
+    instance: misskey.url,
+    operation: 'exchange',
+    code: session,
+  });
+  await step('validate the Misskey token', 'main', {
+    instance: misskey.url,
+    operation: 'validate',
+    'access-token': checked.outputs['access-token'] ?? '',
+  });
+  await step('revoke: Misskey does not let an app revoke its token', 'main', {
+    instance: misskey.url,
+    platform: 'misskey',
+    operation: 'revoke',
+    'access-token': checked.outputs['access-token'] ?? '',
+  });
+} finally {
+  await misskey.close();
+}
+console.log('\nEvery secret above was masked before it could be printed.');

@@ -1,6 +1,6 @@
 /** The token action's main step: parse → act → publish. */
 import { describeError } from './errors.ts';
-import { parseTokenInputs } from './inputs.ts';
+import { parseTokenInputs, type TokenConfig } from './inputs.ts';
 import { runOperation } from './operations.ts';
 import {
   fail,
@@ -16,7 +16,7 @@ import {
 export async function run(): Promise<void> {
   try {
     const config = parseTokenInputs();
-    const result = await runOperation(config, { mask: maskSecret, log: info });
+    const result = await runOperation(config, { mask: maskSecret, log: info, writeBack });
     publishResult(result, { exportEnv: config.exportEnv });
     if (config.revokeOnExit && result.tokens) {
       saveRevokeState({
@@ -34,6 +34,15 @@ export async function run(): Promise<void> {
   } catch (error) {
     fail(describeError(error));
   }
+}
+
+/** Loaded only when needed: it brings libsodium, which no other run should pay for. */
+async function writeBack(
+  config: TokenConfig,
+  refresh: () => Promise<OperationResult>,
+): Promise<OperationResult> {
+  const { refreshWithWriteBack } = await import('./refresh-writeback.ts');
+  return refreshWithWriteBack(config, { log: info }, refresh);
 }
 
 /** One log line of non-secret facts. */
@@ -55,5 +64,3 @@ function describeResult(result: OperationResult): string {
     }
   }
 }
-
-await run();

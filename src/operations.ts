@@ -14,6 +14,14 @@ export interface Runtime {
   mask(secret: string): void;
   log(message: string): void;
   http?: Http;
+  /**
+   * Wraps a refresh when `secret-name` asks for the rotated token to be written back. Given only
+   * by the main step, so the write-back and libsodium stay out of every other bundle.
+   */
+  writeBack?: (
+    config: TokenConfig,
+    refresh: () => Promise<OperationResult>,
+  ) => Promise<OperationResult>;
 }
 
 export interface Resolved {
@@ -80,10 +88,7 @@ export async function runOperation(
         ...base,
         ...(await refresh.call(provider, ctx)),
       });
-      if (!config.secretName) return run();
-      // Loaded only when needed: it brings libsodium, which no other run should pay for.
-      const { refreshWithWriteBack } = await import('./refresh-writeback.ts');
-      return refreshWithWriteBack(config, runtime, run);
+      return config.secretName && runtime.writeBack ? runtime.writeBack(config, run) : run();
     }
     case 'validate': {
       const validation = await call('validate', 'validate').call(

@@ -20,5 +20,3 @@ export async function run(): Promise<void> {
     warn(`Could not revoke the token this job obtained: ${describeError(error)}`);
   }
 }
-
-await run();

@@ -19,5 +19,3 @@ export async function run(): Promise<void> {
     fail(describeError(error));
   }
 }
-
-await run();

@@ -66,7 +66,8 @@ try {
   console.log('bundle sizes:');
   for (const entry of ['main', 'post', 'snapshot', 'cli']) {
     const file = join(ROOT, 'dist', entry, 'index.js');
-    if (existsSync(file)) console.log(`  dist/${entry}/index.js  ${(statSync(file).size / 1000).toFixed(1)} kB`);
+    if (existsSync(file))
+      console.log(`  dist/${entry}/index.js  ${(statSync(file).size / 1000).toFixed(1)} kB`);
   }
 
   console.log('requests per operation (platform given; + up to 2 with platform: auto):');
@@ -87,8 +88,12 @@ try {
   console.log(`  client-credentials   ${count({ operation: 'client-credentials', ...client })}`);
   console.log(`  validate (user)      ${count({ operation: 'validate', 'access-token': token })}`);
   const appToken = server.issueToken({ clientId: app.clientId, user: null });
-  console.log(`  validate (app)       ${count({ operation: 'validate', 'access-token': appToken })}`);
-  console.log(`  revoke               ${count({ operation: 'revoke', 'access-token': token, ...client })}`);
+  console.log(
+    `  validate (app)       ${count({ operation: 'validate', 'access-token': appToken })}`,
+  );
+  console.log(
+    `  revoke               ${count({ operation: 'revoke', 'access-token': token, ...client })}`,
+  );
   const detectBefore = server.requests.length;
   count({ operation: 'validate', 'access-token': appToken, platform: 'auto' });
   console.log(`  validate, auto       ${server.requests.length - detectBefore}`);
