@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** `npx fedi-token login <instance>`: the one-time bootstrap. See docs/cli.md. */
+/** `npx fedi-token login <instance>`: the one-time bootstrap. See the README, "Getting your token". */
 import { main } from './cli/main.ts';
 
 await main();

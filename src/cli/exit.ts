@@ -1,5 +1,5 @@
 /**
- * Exit codes of `fedi-token`, documented in docs/cli.md. Scripts branch on them, so each failure
+ * Exit codes of `fedi-token`, documented in the README (Exit codes). Scripts branch on them, so each failure
  * the user can act on differently has its own code.
  */
 export const EXIT = {
