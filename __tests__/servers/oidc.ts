@@ -98,6 +98,13 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
     format: 'jwk',
   });
 
+  // The in-memory adapter and the built-in login/consent pages are exactly what the tests want;
+  // oidc-provider warns about both on every start, which would bury real test output.
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!String(args[0]).startsWith('oidc-provider WARNING: a quick start development-only'))
+      warn(...args);
+  };
   const provider = new Provider(issuer, {
     clients: [
       clientMetadata(basic, 'client_secret_basic'),
@@ -148,6 +155,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
       Session: 86400,
     },
   });
+  console.warn = warn;
   attached.app = provider.callback();
 
   return {
