@@ -1,10 +1,12 @@
 // Issue 2 benchmark: cold-start CPU of the bundled main step (a `validate` against the loopback
 // Mastodon server) as a ratio to a bare `node` start in the same run; bundle sizes; requests per
 // operation. Prints numbers; asserts nothing (targets: ≤ 1.25× bare node, main ≤ 250 kB).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
+  mkdirSync,
   mkdtempSync,
+  rmSync,
   readdirSync,
   readFileSync,
   statSync,
@@ -47,6 +49,27 @@ async function cpuOf(args, env) {
   return Number(readFileSync(probeFile, 'utf8').trim());
 }
 
+const floorDir = join(ROOT, '.build', `bench-floor-${process.pid}`);
+function buildFloorBundles() {
+  const sources = {
+    'only @actions/core': "import * as core from '@actions/core';\ncore.getInput('operation');\n",
+    'only zod/mini':
+      "import * as z from 'zod/mini';\nz.safeParse(z.object({ a: z.string() }), { a: 'x' });\n",
+  };
+  mkdirSync(floorDir, { recursive: true });
+  const files = {};
+  for (const [index, [name, source]] of Object.entries(sources).entries()) {
+    writeFileSync(join(floorDir, `floor-${index}.mjs`), source);
+    execFileSync(
+      join(ROOT, 'node_modules', '.bin', 'ncc'),
+      ['build', `floor-${index}.mjs`, '-o', `out-${index}`, '--minify', '--no-cache', '--quiet'],
+      { cwd: floorDir, stdio: 'ignore' },
+    );
+    files[name] = join(floorDir, `out-${index}`, 'index.mjs');
+  }
+  return files;
+}
+
 const server = await startMastodonServer({ flavour: 'mastodon' });
 try {
   const token = server.issueToken({ scope: 'read' });
@@ -64,12 +87,24 @@ try {
     bare.push(await cpuOf(['-e', '0'], env));
     action.push(await cpuOf([join(ROOT, 'dist', 'main', 'index.js')], env));
   }
+  // The floor the fixed dependencies set: bundles that only import @actions/core, or zod/mini,
+  // built the same way as dist/ and measured in the same loop.
+  const floors = buildFloorBundles();
+  const floorCpu = Object.fromEntries(Object.keys(floors).map((name) => [name, []]));
+  for (let i = 0; i < RUNS; i++)
+    for (const [name, file] of Object.entries(floors))
+      floorCpu[name].push(await cpuOf([file], env));
+  rmSync(floorDir, { recursive: true, force: true });
   const bareMs = median(bare) / 1000;
   const actionMs = median(action) / 1000;
   console.log(`cold start CPU, median of ${RUNS} (node ${process.version}):`);
   console.log(`  bare node          ${bareMs.toFixed(1)} ms`);
   console.log(`  main (validate)    ${actionMs.toFixed(1)} ms`);
   console.log(`  ratio              ${(actionMs / bareMs).toFixed(2)}x   (target <= 1.25x)`);
+  for (const [name, values] of Object.entries(floorCpu)) {
+    const ms = median(values) / 1000;
+    console.log(`  ${name.padEnd(18)} ${ms.toFixed(1)} ms   ${(ms / bareMs).toFixed(2)}x`);
+  }
 
   console.log('bundle sizes:');
   for (const entry of ['main', 'post', 'snapshot', 'cli']) {
