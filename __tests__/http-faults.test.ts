@@ -2,6 +2,12 @@
  * The HTTP policy as a user meets it: the bundle runs against the loopback server with faults
  * injected, and each test checks what was sent (server.requests) and what the log says.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { findLeaks, runAction, type ActionRun } from './harness/action.ts';
 import { startRecorder, type Recorder } from './servers/faults.ts';
@@ -295,6 +301,62 @@ describe('redirects', () => {
     expect(other.hits).toEqual([]);
     expect(errorLine(run)).toMatch(/refused to resend the request to another origin/);
     expectClean(run);
+  });
+
+  it('refuses a redirect from https to http, sending nothing over plain http', async () => {
+    other.hits.length = 0;
+    // A real TLS server on loopback: a throwaway self-signed certificate the subprocess trusts
+    // through NODE_EXTRA_CA_CERTS, so the bundle's own https stack does the handshake.
+    const dir = mkdtempSync(join(tmpdir(), 'fedi-token-tls-'));
+    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    const tls = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+      res.writeHead(302, { location: `${other.url}${req.url ?? '/'}` }).end();
+    });
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    const { port } = tls.address() as AddressInfo;
+    try {
+      const token = 'tls-test-token-0123456789';
+      const run = await runAction(
+        'main',
+        {
+          instance: `https://127.0.0.1:${port}`,
+          platform: 'mastodon',
+          operation: 'validate',
+          'access-token': token,
+        },
+        { env: { NODE_EXTRA_CA_CERTS: cert } },
+      );
+      expect(run.exitCode).toBe(1);
+      expect(errorLine(run)).toContain('refused a redirect from https to http');
+      expect(other.hits).toEqual([]);
+      expect(findLeaks(run, [token])).toEqual([]);
+    } finally {
+      await new Promise((resolve) => tls.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('follows a same-origin 307 on a POST with its body', async () => {
