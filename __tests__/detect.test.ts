@@ -169,4 +169,32 @@ describe('platform input on the bundle', () => {
     expect(result.outputs.software).toBe('');
     expect(misskey.hits.slice(before)).toEqual(['POST /api/i']);
   });
+
+  it('fails inputs no detectable platform accepts before detecting', async () => {
+    const before = misskey.hits.length;
+    // Mastodon-API servers need client-id for this; Misskey has no client-credentials at all.
+    const result = await runAction('main', {
+      instance: misskey.url,
+      operation: 'client-credentials',
+    });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain("::error::Input 'client-id'");
+    expect(misskey.hits.slice(before)).toEqual([]);
+  });
+
+  it('detects first when some platform accepts the inputs, then applies its rules', async () => {
+    const before = misskey.hits.length;
+    // Mastodon-API servers accept these inputs, so detection runs; Misskey then names
+    // client-credentials unsupported.
+    const result = await runAction('main', {
+      instance: misskey.url,
+      operation: 'client-credentials',
+      'client-id': 'some-client',
+      'client-secret': 'some-client-secret-value',
+    });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/::error::.*Misskey/);
+    expect(misskey.hits.slice(before)).toEqual(['GET /.well-known/nodeinfo', 'GET /nodeinfo/2.1']);
+    expect(findLeaks(result, ['some-client-secret-value'])).toEqual([]);
+  });
 });

@@ -30,6 +30,35 @@ export interface Resolved {
   software?: Software;
 }
 
+/** The provider method behind each operation. */
+const METHOD = {
+  exchange: 'exchangeCode',
+  'client-credentials': 'clientCredentials',
+  refresh: 'refresh',
+  validate: 'validate',
+  revoke: 'revoke',
+} as const satisfies Record<Operation, keyof Provider>;
+
+/** Platforms `auto` can detect: a config that none of them accepts fails before detection. */
+const DETECTABLE: readonly Platform[] = ['mastodon', 'misskey'];
+
+/** Why `provider` cannot run this config, or undefined when it can. */
+function rejection(provider: Provider, config: TokenConfig): Error | undefined {
+  if (!provider[METHOD[config.operation]]) {
+    return new UnsupportedError(provider.unsupported(config.operation));
+  }
+  try {
+    provider.checkInputs(config.operation, config);
+  } catch (error) {
+    if (error instanceof InputError) return error;
+    throw error;
+  }
+  if (config.revokeOnExit && !provider.revoke) {
+    return new InputError('revoke-on-exit', provider.unsupported('revoke'));
+  }
+  return undefined;
+}
+
 /** Find the platform (detecting it only for `auto`), then check the platform's own inputs. */
 export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Resolved> {
   const http =
@@ -38,6 +67,9 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
   let platform: Platform;
   let software: Software | undefined;
   if (config.platform === 'auto') {
+    // Detection costs requests; inputs that no detectable platform accepts fail before them.
+    const rejections = DETECTABLE.map((candidate) => rejection(providerFor(candidate), config));
+    if (rejections.every(Boolean)) throw rejections[0];
     ({ platform, software } = await detectPlatform(http, instance));
     runtime.log(
       `Detected ${platform}${software ? ` (${software.name})` : ''} at ${instance.origin}`,
@@ -46,10 +78,8 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
     platform = config.platform;
   }
   const provider = providerFor(platform);
-  provider.checkInputs(config.operation, config);
-  if (config.revokeOnExit && !provider.revoke) {
-    throw new InputError('revoke-on-exit', provider.unsupported('revoke'));
-  }
+  const rejected = rejection(provider, config);
+  if (rejected) throw rejected;
   const ctx: ProviderContext = {
     http,
     instance,
