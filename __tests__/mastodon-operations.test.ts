@@ -200,6 +200,33 @@ describe.each(['mastodon', 'gotosocial'] as const)('platform mastodon on %s', (f
     expectNoLeaks(soft, [token]);
   });
 
+  it('refresh: explains the server has no refresh tokens; refused before any request when detected', async () => {
+    const app = server.registerApp();
+    const refreshToken = 'not-a-real-refresh-token-0123';
+    const inputs = {
+      operation: 'refresh',
+      'client-id': app.clientId,
+      'client-secret': app.clientSecret,
+      'refresh-token': refreshToken,
+    };
+    const given = await runAction('main', { ...base(), ...inputs });
+    expect(given.exitCode).toBe(1);
+    expect(errorLine(given)).toContain(
+      `${server.url} POST /oauth/token answered HTTP 400 (unsupported_grant_type)`,
+    );
+    expect(errorLine(given)).toContain('issues no refresh tokens');
+    expectNoLeaks(given, [refreshToken, app.clientSecret]);
+
+    server.requests.length = 0;
+    const detected = await runAction('main', { instance: server.url, ...inputs });
+    expect(detected.exitCode).toBe(1);
+    expect(errorLine(detected)).toMatch(
+      new RegExp(`::error::${flavour}.* issues no refresh tokens`, 'i'),
+    );
+    expect(server.requests.filter((r) => r.path === '/oauth/token')).toEqual([]);
+    expectNoLeaks(detected, [refreshToken, app.clientSecret]);
+  });
+
   it('revoke-on-exit: post revokes what main obtained, using main’s state', async () => {
     const app = server.registerApp();
     const inputs = {

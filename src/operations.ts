@@ -86,6 +86,7 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
     config,
     mask: runtime.mask,
     log: runtime.log,
+    software,
   };
   return { provider, ctx, software };
 }

@@ -3,10 +3,10 @@
  * The differences that matter are in PROTOCOLS.md; each is handled where it bites, with a comment.
  */
 import * as z from 'zod/mini';
-import { InputError, ServerError } from '../errors.ts';
+import { InputError, ServerError, UnsupportedError } from '../errors.ts';
 import { parseJson } from '../http.ts';
 import type { Operation, TokenConfig } from '../inputs.ts';
-import { requestToken, revokeToken } from './oauth-token.ts';
+import { requestToken, revokeToken, withHint } from './oauth-token.ts';
 import type { Identity, Provider, ProviderContext, TokenResult, Validation } from './provider.ts';
 
 const account = z.object({
@@ -22,6 +22,11 @@ const application = z.object({
   name: z.string(),
   scopes: z.optional(z.array(z.string())),
 });
+
+/** Mastodon-API servers that issue refresh tokens (nodeinfo software names). */
+const REFRESHING_SOFTWARE = new Set(['pleroma', 'akkoma']);
+const NO_REFRESH =
+  "issues no refresh tokens: its tokens never expire (only Pleroma and Akkoma refresh). Keep the access token and check it with 'operation: validate'";
 
 const NEEDS_CLIENT: Partial<Record<Operation, true>> = {
   exchange: true,
@@ -90,17 +95,32 @@ export const mastodonProvider: Provider = {
   },
 
   async refresh(ctx: ProviderContext): Promise<TokenResult> {
-    // Only Pleroma and Akkoma issue refresh tokens; Mastodon and GoToSocial answer
-    // unsupported_grant_type, which the shared token call explains.
+    // Only Pleroma and Akkoma issue refresh tokens. When detection named the server, the others
+    // are refused before the refresh token is sent anywhere; otherwise their answer is explained.
+    const software = ctx.software?.name.toLowerCase();
+    if (software && !REFRESHING_SOFTWARE.has(software)) {
+      throw new UnsupportedError(`${ctx.software?.name} ${NO_REFRESH}`);
+    }
     const { config } = ctx;
-    const tokens = await requestToken(ctx, {
-      endpoint: new URL('oauth/token', base(ctx)),
-      auth: 'client_secret_post',
-      clientId: config.clientId,
-      clientSecret: config.clientSecret,
-      params: { grant_type: 'refresh_token', refresh_token: config.refreshToken },
-    });
-    return { tokens };
+    try {
+      const tokens = await requestToken(ctx, {
+        endpoint: new URL('oauth/token', base(ctx)),
+        auth: 'client_secret_post',
+        clientId: config.clientId,
+        clientSecret: config.clientSecret,
+        params: {
+          grant_type: 'refresh_token',
+          refresh_token: config.refreshToken,
+          redirect_uri: config.redirectUri,
+        },
+      });
+      return { tokens };
+    } catch (error) {
+      if (error instanceof ServerError && error.code === 'unsupported_grant_type') {
+        throw withHint(error, `This server ${NO_REFRESH}`);
+      }
+      throw error;
+    }
   },
 
   async validate(ctx: ProviderContext, accessToken: string): Promise<Validation> {

@@ -53,6 +53,8 @@ export interface ProviderContext {
   mask(secret: string): void;
   /** Progress for the log; never pass a secret. */
   log(message: string): void;
+  /** What detection found; absent when `platform` was given. */
+  software?: Software;
 }
 
 export interface Provider {
