@@ -240,6 +240,39 @@ describe('refresh', () => {
   });
 });
 
+describe('explicit endpoints', () => {
+  it('introspects and revokes at the given endpoints without an instance or discovery', async () => {
+    const client = {
+      'token-endpoint': `${oidc.issuer}/token`,
+      'introspection-endpoint': `${oidc.issuer}/token/introspection`,
+      'revocation-endpoint': `${oidc.issuer}/token/revocation`,
+      'client-id': oidc.basic.id,
+      'client-secret': oidc.basic.secret,
+    };
+    const before = oidc.requests.length;
+    const got = await run({ operation: 'client-credentials', scope: 'api:read', ...client });
+    expect(got.exitCode).toBe(0);
+    const token = got.outputs['access-token'] ?? '';
+    const valid = await run({ operation: 'validate', 'access-token': token, ...client });
+    expect(valid.outputs.valid).toBe('true');
+    const revoked = await run({ operation: 'revoke', 'access-token': token, ...client });
+    expect(revoked.exitCode).toBe(0);
+    const after = await run({
+      operation: 'validate',
+      'access-token': token,
+      'fail-on-invalid': 'false',
+      ...client,
+    });
+    expect(after.outputs.valid).toBe('false');
+    expect(oidc.requests.slice(before)).toEqual([
+      'POST /token',
+      'POST /token/introspection',
+      'POST /token/revocation',
+      'POST /token/introspection',
+    ]);
+  });
+});
+
 describe('bad configuration fails before any token request', () => {
   it('names token-endpoint when the server publishes no metadata', async () => {
     const before = oidc.requests.length;
