@@ -171,6 +171,31 @@ describe('nothing is refreshed when the secret cannot be written', () => {
     );
   });
 
+  it.each([
+    ['without a key', { key_id: '568250167242549743' }, /Nothing was refreshed.*malformed key/],
+    [
+      'with a key of the wrong size',
+      { key_id: '568250167242549743', key: Buffer.alloc(16, 7).toString('base64') },
+      /Nothing was refreshed.*public key is 16 bytes, not 32/,
+    ],
+  ])('refuses a public key answer %s, before refreshing', async (_case, body, message) => {
+    const old = await freshRefreshToken();
+    gh.inject({
+      method: 'GET',
+      path: '/repos/octo/fedi-site/actions/secrets/public-key',
+      kind: 'status',
+      status: 200,
+      body,
+    });
+    const before = oidc.requests.length;
+    const result = await run(writeBack(old));
+    expect(result.exitCode).toBe(1);
+    expect(tokenRequests(before)).toEqual([]);
+    expect(gh.secrets.size).toBe(0);
+    expect(result.stdout.split('\n').find((l) => l.startsWith('::error::'))).toMatch(message);
+    expect(result.log).not.toMatch(/\n\s+at .*\(/);
+  });
+
   it('says so when the github-token is rejected (401)', async () => {
     const old = await freshRefreshToken();
     const wrong = `ghp_${'q'.repeat(36)}`;
