@@ -2,10 +2,12 @@
  * Bad input fails before any request and says which input is wrong and what it accepts: through
  * the bundle as the runner runs it, and in-process through parseTokenInputs with an InputSource.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { InputError } from '../src/errors.ts';
 import { parseTokenInputs, type InputSource } from '../src/inputs.ts';
-import { findLeaks, runAction } from './harness/action.ts';
+import { ROOT, findLeaks, runAction } from './harness/action.ts';
 import { startMastodonServer, type MastodonServer } from './servers/mastodon.ts';
 
 function source(values: Record<string, string>): InputSource & { masked: string[] } {
@@ -240,5 +242,62 @@ describe('parseTokenInputs', () => {
     expect(inputError({ operation: 'validate', 'access-token': 't' }).message).toMatch(
       /Input 'instance': is required/,
     );
+  });
+});
+
+describe('action.yml', () => {
+  const yml = readFileSync(join(ROOT, 'action.yml'), 'utf8');
+  const declared = (from: string, to: string): string[] => {
+    const section = yml.slice(yml.indexOf(`\n${from}:`), to ? yml.indexOf(`\n${to}:`) : undefined);
+    return [...section.matchAll(/^ {2}([a-z-]+):$/gm)].map((m) => m[1] ?? '').sort();
+  };
+  // A valid value for every input, so no early error hides a later read.
+  const plausible: Record<string, string> = {
+    instance: 'https://social.example',
+    'client-id': 'id',
+    'client-secret': 'secret',
+    code: 'code',
+    'code-verifier': 'v'.repeat(43),
+    'access-token': 'token',
+    'refresh-token': 'refresh',
+    'secret-name': 'FEDI_REFRESH_TOKEN',
+    'github-token': 'ghp_x',
+    'export-env': 'FEDI_TOKEN',
+  };
+
+  it('declares exactly the inputs the action reads', () => {
+    const read = new Set<string>();
+    for (const operation of ['exchange', 'client-credentials', 'refresh', 'validate', 'revoke']) {
+      for (const platform of ['mastodon', 'misskey', 'anyweb', 'oauth2', 'auto']) {
+        try {
+          parseTokenInputs({
+            get: (name) => {
+              read.add(name);
+              return { operation, platform, ...plausible }[name] ?? '';
+            },
+            mask: () => {},
+          });
+        } catch (error) {
+          if (!(error instanceof InputError)) throw error;
+        }
+      }
+    }
+    expect(declared('inputs', 'outputs')).toEqual([...read].sort());
+  });
+
+  it('declares exactly the outputs a run writes', async () => {
+    const server = await startMastodonServer();
+    try {
+      const run = await runAction('main', {
+        instance: server.url,
+        platform: 'mastodon',
+        operation: 'validate',
+        'access-token': server.issueToken(),
+      });
+      expect(run.exitCode).toBe(0);
+      expect(declared('outputs', '')).toEqual(Object.keys(run.outputs).sort());
+    } finally {
+      await server.close();
+    }
   });
 });
