@@ -170,6 +170,25 @@ describe('platform input on the bundle', () => {
     expect(misskey.hits.slice(before)).toEqual(['POST /api/i']);
   });
 
+  it('fails with what it tried when nothing matches, naming the platform input', async () => {
+    const anyweb = await startAnyWeb();
+    closers.push(anyweb.close);
+    const token = 'some-access-token-0123456789';
+    const result = await runAction('main', {
+      instance: anyweb.url,
+      operation: 'validate',
+      'access-token': token,
+    });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain(
+      `::error::Could not tell which server ${anyweb.url} runs; tried /.well-known/nodeinfo (HTTP 405), ` +
+        '/api/v1/instance (HTTP 405, not a Mastodon or Misskey API). ' +
+        "Set 'platform' to mastodon, misskey, anyweb or oauth2",
+    );
+    expect(result.log).not.toMatch(/\n\s+at .*\(/);
+    expect(findLeaks(result, [token])).toEqual([]);
+  });
+
   it('fails inputs no detectable platform accepts before detecting', async () => {
     const before = misskey.hits.length;
     // Mastodon-API servers need client-id for this; Misskey has no client-credentials at all.
