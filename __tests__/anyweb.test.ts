@@ -72,6 +72,19 @@ describe('exchange', () => {
     expectNoLeaks(result, [creds.secret, result.outputs['access-token'] ?? '']);
   });
 
+  it.each(['old', 'new', 'wiki'] as const)(
+    'reads expires-at from the %s generation’s lifetime field when the JWT has no exp',
+    async (generation) => {
+      const other = await start({ generation, expClaim: false, accessLifetime: 5000 });
+      const creds = other.registerApp();
+      const result = await run(other, exchangeInputs(other, creds, other.mintCode(creds.appid)));
+      expect(result.exitCode).toBe(0);
+      expect(decodeJwt(result.outputs['access-token'] ?? '')?.exp).toBeUndefined();
+      expect(expiresInSeconds(result.outputs['expires-at'])).toBeGreaterThan(4990);
+      expect(expiresInSeconds(result.outputs['expires-at'])).toBeLessThanOrEqual(5000);
+    },
+  );
+
   it('never treats a failure code under HTTP 200 as success, and names it', async () => {
     const code = server.mintCode(app.appid);
     const first = await run(server, exchangeInputs(server, app, code));

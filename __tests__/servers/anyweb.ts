@@ -24,6 +24,11 @@ export interface AnyWebOptions {
   accessLifetime?: number;
   /** HTTP status of failure wrappers (AnyWeb uses 200). */
   failureStatus?: number;
+  /**
+   * false: tokens carry no `exp` claim, so the wrapper's lifetime fields are all a client has
+   * (the server still enforces the lifetime).
+   */
+  expClaim?: boolean;
 }
 
 export interface AnyWebRequest {
@@ -85,7 +90,10 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
       string,
       unknown
     >;
-    if (typeof claims.exp !== 'number' || claims.exp * 1000 <= Date.now()) return undefined;
+    const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
+    const lifetimeEnd = typeof claims.lifetimeEnd === 'number' ? claims.lifetimeEnd : undefined;
+    const end = exp ?? lifetimeEnd;
+    if (end === undefined || end * 1000 <= Date.now()) return undefined;
     return claims;
   };
   const tokenPair = (appid: string, unionid: string) => {
@@ -96,7 +104,9 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
         type: 'accessToken',
         ...common,
         isRefresh: false,
-        exp: iat + accessLifetime,
+        ...(options.expClaim === false
+          ? { lifetimeEnd: iat + accessLifetime }
+          : { exp: iat + accessLifetime }),
       }),
       refreshToken: sign({
         type: 'refreshToken',
