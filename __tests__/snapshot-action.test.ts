@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseSnapshotInputs } from '../src/snapshot/config.ts';
 import { findLeaks, ROOT, runAction, type ActionRun } from './harness/action.ts';
-import { TimelineServer } from './servers/timeline.ts';
+import { TimelineServer, type Post } from './servers/timeline.ts';
 
 let mastodon: TimelineServer;
 let misskey: TimelineServer;
@@ -45,6 +45,50 @@ function file(): Buffer {
   return readFileSync(join(cwd, 'site', 'statuses.json'));
 }
 
+/** The job summary's table, fact → value. */
+function summary(run: ActionRun): Record<string, string> {
+  const rows: Record<string, string> = {};
+  for (const [, fact, value] of run.summary.matchAll(/<tr><td>(.*?)<\/td><td>(.*?)<\/td><\/tr>/g)) {
+    rows[fact ?? ''] = value ?? '';
+  }
+  return rows;
+}
+
+type Reason = 'not visible enough' | 'replies to others' | 'duplicates or already saved';
+
+/**
+ * What a walk down `served` (what the server answers, newest first) must report when it keeps
+ * posts that `reject` lets through, until it has `count` or meets one of `known`.
+ */
+function expectedWalk(
+  served: Post[],
+  count: number,
+  reject: (post: Post) => Reason | undefined,
+  known = new Set<string>(),
+) {
+  const kept: Post[] = [];
+  const filtered = new Map<Reason, number>();
+  let fetched = 0;
+  for (const post of served) {
+    fetched++;
+    const reason = known.has(post.id) ? 'duplicates or already saved' : reject(post);
+    if (reason) filtered.set(reason, (filtered.get(reason) ?? 0) + 1);
+    if (known.has(post.id)) break;
+    if (!reason) kept.push(post);
+    if (kept.length === count) break;
+  }
+  const order: Reason[] = [
+    'not visible enough',
+    'replies to others',
+    'duplicates or already saved',
+  ];
+  const text = order
+    .filter((reason) => filtered.has(reason))
+    .map((reason) => `${filtered.get(reason)} ${reason}`)
+    .join(', ');
+  return { kept, fetched, filtered: text || 'none' };
+}
+
 describe('snapshot action (runner protocol)', () => {
   it('Mastodon: snapshots, then an incremental run with nothing new makes one request', async () => {
     const first = await snapshot(mastodon, { count: '300', platform: 'mastodon' });
@@ -60,8 +104,24 @@ describe('snapshot action (runner protocol)', () => {
       changed: 'true',
     });
     expect(first.masks).toContain(mastodon.token);
-    expect(first.summary).toContain('Requests');
-    expect(first.summary).toContain('not visible enough');
+    // `platform: mastodon` alone does not say which server: every visibility comes back and is
+    // filtered here.
+    const served = [...mastodon.posts].reverse();
+    const visible = (post: Post) =>
+      post.visibility === 'public' ? undefined : 'not visible enough';
+    const walk = expectedWalk(served, 300, visible);
+    expect(items.map((item) => item.id)).toEqual(walk.kept.map((post) => post.id));
+    expect(summary(first)).toMatchObject({
+      Mode: 'incremental',
+      Fetched: String(walk.fetched),
+      New: '300',
+      'Filtered out': walk.filtered,
+      'In the file': '300',
+      Changed: 'yes',
+      Requests: String(1 + Math.ceil(walk.fetched / 40)),
+      Newest: walk.kept[0]?.createdAt,
+      Oldest: walk.kept[299]?.createdAt,
+    });
 
     const before = file();
     const listed = mastodon.requests.length;
@@ -70,6 +130,82 @@ describe('snapshot action (runner protocol)', () => {
     expect(second.outputs).toMatchObject({ changed: 'false', 'new-count': '0', count: '300' });
     expect(mastodon.requests.length - listed).toBe(1);
     expect(file().equals(before)).toBe(true);
+    const again = expectedWalk(served, 300, visible, new Set(items.map((item) => item.id)));
+    expect(summary(second)).toMatchObject({
+      Fetched: String(again.fetched),
+      New: '0',
+      'Filtered out': again.filtered,
+      'In the file': '300',
+      Changed: 'no',
+      Requests: '1',
+      Newest: walk.kept[0]?.createdAt,
+      Oldest: walk.kept[299]?.createdAt,
+    });
+  });
+
+  it('Pleroma through the bundle: detected, threads kept, the summary exact', async () => {
+    const pleroma = await TimelineServer.start({ flavour: 'pleroma', posts: 600 });
+    try {
+      const inputs = { count: '150', 'exclude-replies': 'true' };
+      const run = await snapshot(pleroma, inputs);
+      expect(run.exitCode).toBe(0);
+      // Asked with exclude_visibilities[], Pleroma leaves out all but public and `list` posts;
+      // `list` posts and replies to others are filtered here.
+      const served = [...pleroma.posts].reverse().filter((post) => {
+        return post.visibility === 'public' || post.visibility === 'list';
+      });
+      const reject = (post: Post): Reason | undefined =>
+        post.visibility !== 'public'
+          ? 'not visible enough'
+          : post.reply === 'other'
+            ? 'replies to others'
+            : undefined;
+      const walk = expectedWalk(served, 150, reject);
+      const ids = (JSON.parse(file().toString()) as { id: string }[]).map((item) => item.id);
+      expect(ids).toEqual(walk.kept.map((post) => post.id));
+      expect(walk.kept.some((post) => post.reply === 'self')).toBe(true);
+      expect(walk.filtered).toMatch(/^\d+ not visible enough, \d+ replies to others$/);
+      expect(summary(run)).toEqual({
+        File: 'site/statuses.json',
+        Server: 'pleroma 1.0.0',
+        'Account id': pleroma.accountId,
+        Mode: 'incremental',
+        Fetched: String(walk.fetched),
+        New: '150',
+        'Filtered out': walk.filtered,
+        'In the file': '150',
+        Changed: 'yes',
+        // nodeinfo (2), verify_credentials, the pages
+        Requests: String(3 + Math.ceil(walk.fetched / 40)),
+        Newest: walk.kept[0]?.createdAt,
+        Oldest: walk.kept[149]?.createdAt,
+      });
+      const lists = pleroma.requests.filter((r) => r.path.endsWith('/statuses'));
+      expect(lists.every((r) => !('exclude_replies' in r.query))).toBe(true);
+
+      pleroma.addPosts(30);
+      const known = new Set(ids);
+      const next = await snapshot(pleroma, inputs);
+      const servedNow = [...pleroma.posts].reverse().filter((post) => {
+        return post.visibility === 'public' || post.visibility === 'list';
+      });
+      const fresh = expectedWalk(servedNow, 150, reject, known);
+      expect(next.outputs).toMatchObject({
+        changed: 'true',
+        'new-count': String(fresh.kept.length),
+        count: '150',
+      });
+      expect(summary(next)).toMatchObject({
+        Fetched: String(fresh.fetched),
+        New: String(fresh.kept.length),
+        'Filtered out': fresh.filtered,
+        Requests: String(2 + Math.ceil(fresh.fetched / 40)),
+        Newest: fresh.kept[0]?.createdAt,
+        Oldest: walk.kept[149 - fresh.kept.length]?.createdAt,
+      });
+    } finally {
+      await pleroma.close();
+    }
   });
 
   it('a 500 on page 3 fails the step and leaves the file byte-identical', async () => {

@@ -222,6 +222,9 @@ describe('incremental and accounts', () => {
     const result = await snapshot(server, { count: '50' });
     expect(fileIds()).toEqual(expectedIds(server, { count: 50 }));
     expect(result).toMatchObject({ count: 50, newCount: 50, changed: true });
+    // Two for detection, then two pages of 40: Pleroma leaves out all but public and `list`
+    // posts, and there are few of the latter.
+    expect(result.requests).toBe(2 + 2);
   });
 
   it('a narrower filter removes matching items already in the file', async () => {
@@ -346,5 +349,220 @@ describe('errors', () => {
     expect(readAccount('109876543210987654')).toEqual({ kind: 'id', id: '109876543210987654' });
     expect(readAccount('01HZX3M1V6Q8Y2N4K5R7T9W0AB')).toMatchObject({ kind: 'id' });
     expect(() => readAccount('a b')).toThrow(/'account'/);
+  });
+});
+
+/** A file of its own under the test's folder, for runs whose results are compared. */
+function pathIn(name: string): string {
+  return join(dir, name, 'statuses.json');
+}
+
+describe('incremental runs walk down from the top', () => {
+  it('10 000 new posts with count 200: ⌈200 / 40⌉ requests, the newest 200 kept', async () => {
+    const server = await start('mastodon', 100);
+    const inputs = { count: '200', platform: 'mastodon', visibility: 'direct' };
+    await snapshot(server, inputs);
+    server.addPosts(10_000);
+    const listed = server.listingRequests;
+    const result = await snapshot(server, inputs);
+    expect(result.requests).toBe(5);
+    expect(server.listingRequests - listed).toBe(5);
+    expect(fileIds()).toEqual(expectedIds(server, { count: 200, visibility: 'direct' }));
+    expect(result).toMatchObject({ count: 200, newCount: 200, changed: true, fetched: 200 });
+  });
+
+  it('Misskey: 1 000 new notes with count 250 take ⌈250 / 100⌉ requests', async () => {
+    const server = await start('misskey', 300);
+    const inputs = { count: '250', platform: 'misskey', visibility: 'direct' };
+    await snapshot(server, inputs);
+    server.addPosts(1000);
+    const result = await snapshot(server, inputs);
+    expect(result.requests).toBe(3);
+    expect(fileIds()).toEqual(expectedIds(server, { count: 250, visibility: 'direct' }));
+    expect(result).toMatchObject({ count: 250, newCount: 250 });
+  });
+
+  it('fewer new posts than count: stops at the first post already in the file', async () => {
+    const server = await start('mastodon', 300);
+    const inputs = { count: '100', platform: 'mastodon', visibility: 'direct' };
+    await snapshot(server, inputs);
+    server.addPosts(45);
+    const result = await snapshot(server, inputs);
+    // 45 new and the known one below them: 46 items, two pages of 40.
+    expect(result).toMatchObject({ requests: 2, fetched: 46, newCount: 45, count: 100 });
+    expect(result.filtered.duplicate).toBe(1);
+    expect(fileIds()).toEqual(expectedIds(server, { count: 100, visibility: 'direct' }));
+  });
+
+  it('the known newest posts deleted on the server: stops at the next known id', async () => {
+    const server = await start('mastodon', 300);
+    const inputs = { count: '100', platform: 'mastodon' };
+    await snapshot(server, inputs);
+    const before = fileIds();
+    for (const id of before.slice(0, 3)) server.removePost(id);
+    const added = server.addPosts(4);
+    const result = await snapshot(server, inputs);
+    // Everything above the fourth saved post is looked at once, and nothing below it.
+    const served = [...server.posts].reverse();
+    const stop = served.findIndex((post) => post.id === before[3]);
+    expect(result).toMatchObject({ requests: 1, fetched: stop + 1 });
+    expect(result.filtered.duplicate).toBe(1);
+    const fresh = added
+      .filter((post) => post.visibility === 'public')
+      .reverse()
+      .map((post) => post.id);
+    // Deleted posts stay in the file, as before: the snapshot is an archive.
+    expect(fileIds()).toEqual([...fresh, ...before].slice(0, 100));
+    expect(result.newCount).toBe(fresh.length);
+  });
+
+  it('a failure mid-walk leaves the file byte-identical', async () => {
+    const server = await start('gotosocial', 300);
+    await snapshot(server, { count: '100' });
+    const before = readFileSync(pathIn('out'));
+    server.addPosts(400);
+    server.fault = { at: server.listingRequests + 2, kind: '500' };
+    await expect(snapshot(server, { count: '300' })).rejects.toThrow(ServerError);
+    server.fault = undefined;
+    expect(readFileSync(pathIn('out')).equals(before)).toBe(true);
+    expect(readdirSync(join(dir, 'out'))).toEqual(['statuses.json']);
+  });
+});
+
+describe.each(['mastodon', 'gotosocial', 'pleroma', 'misskey'] as const)(
+  '%s: overlapping pages',
+  (flavour) => {
+    it('leave no duplicate ids and still exactly `count` items', async () => {
+      const server = await start(flavour);
+      server.repeat = 3;
+      const full = await snapshot(server, { count: '300', mode: 'full' });
+      let ids = fileIds();
+      expect(new Set(ids).size).toBe(300);
+      expect(ids).toEqual(expectedIds(server, { count: 300 }));
+      expect(full.filtered.duplicate).toBeGreaterThan(0);
+
+      server.addPosts(500);
+      const merged = await snapshot(server, { count: '300' });
+      ids = fileIds();
+      expect(new Set(ids).size).toBe(300);
+      expect(ids).toEqual(expectedIds(server, { count: 300 }));
+      expect(merged.filtered.duplicate).toBeGreaterThan(1);
+    });
+  },
+);
+
+describe.each(['pleroma', 'gotosocial'] as const)('%s with platform: mastodon', (flavour) => {
+  it('writes the same file as with detection, full and incremental', async () => {
+    const server = await start(flavour, 900);
+    const inputs = { count: '300', 'exclude-replies': 'true', visibility: 'unlisted' };
+    const detected = { ...inputs, path: pathIn('detected') };
+    const explicit = { ...inputs, path: pathIn('explicit'), platform: 'mastodon' };
+    const expected = () =>
+      expectedIds(server, { count: 300, excludeReplies: true, visibility: 'unlisted' });
+
+    await snapshot(server, detected);
+    await snapshot(server, explicit);
+    expect(fileIds(pathIn('explicit'))).toEqual(expected());
+    expect(readFileSync(pathIn('explicit')).equals(readFileSync(pathIn('detected')))).toBe(true);
+
+    server.addPosts(250);
+    await snapshot(server, detected);
+    const result = await snapshot(server, explicit);
+    expect(fileIds(pathIn('explicit'))).toEqual(expected());
+    expect(readFileSync(pathIn('explicit')).equals(readFileSync(pathIn('detected')))).toBe(true);
+    expect(result.changed).toBe(true);
+  });
+});
+
+describe('query parameters sent', () => {
+  const listings = (server: TimelineServer) =>
+    server.requests.filter((r) => r.path.endsWith('/statuses'));
+
+  it('Pleroma: exclude_visibilities[], never only_public or exclude_replies; limit 40', async () => {
+    const server = await start('pleroma', 400);
+    await snapshot(server, {
+      count: '150',
+      mode: 'full',
+      'exclude-replies': 'true',
+      'exclude-reblogs': 'true',
+    });
+    const sent = listings(server);
+    expect(sent.length).toBeGreaterThan(1);
+    for (const { query } of sent) {
+      expect(query['exclude_visibilities[]']).toEqual(['unlisted', 'private', 'direct']);
+      expect(query).toMatchObject({ limit: '40', exclude_reblogs: 'true' });
+      expect(query).not.toHaveProperty('only_public');
+      expect(query).not.toHaveProperty('exclude_replies');
+    }
+    expect(sent[0]?.query).not.toHaveProperty('max_id');
+    expect(sent.slice(1).every((r) => typeof r.query.max_id === 'string')).toBe(true);
+
+    server.requests.length = 0;
+    await snapshot(server, { count: '10', mode: 'full', visibility: 'private' });
+    expect(listings(server)[0]?.query['exclude_visibilities[]']).toEqual(['direct']);
+    server.requests.length = 0;
+    await snapshot(server, { count: '10', mode: 'full', visibility: 'direct' });
+    expect(listings(server)[0]?.query).not.toHaveProperty('exclude_visibilities[]');
+  });
+
+  it('Mastodon: limit=40 and exclude_replies, nothing Mastodon does not know', async () => {
+    const server = await start('mastodon', 300);
+    await snapshot(server, { count: '100', mode: 'full', 'exclude-replies': 'true' });
+    const sent = listings(server);
+    expect(sent.length).toBeGreaterThan(1);
+    for (const { query } of sent) {
+      expect(query).toMatchObject({ limit: '40', exclude_replies: 'true' });
+      expect(query).not.toHaveProperty('only_public');
+      expect(query).not.toHaveProperty('exclude_visibilities[]');
+    }
+  });
+
+  it('GoToSocial: limit=100, only_public and exclude_replies', async () => {
+    const server = await start('gotosocial', 300);
+    await snapshot(server, { count: '100', mode: 'full', 'exclude-replies': 'true' });
+    for (const { query } of listings(server)) {
+      expect(query).toMatchObject({ limit: '100', only_public: 'true', exclude_replies: 'true' });
+    }
+  });
+
+  it('platform: mastodon (server unknown): limit=40, every filter client-side', async () => {
+    const server = await start('pleroma', 300);
+    await snapshot(server, {
+      count: '100',
+      mode: 'full',
+      platform: 'mastodon',
+      'exclude-replies': 'true',
+    });
+    const sent = listings(server);
+    expect(sent.length).toBeGreaterThan(1);
+    for (const { query } of sent) {
+      expect(query.limit).toBe('40');
+      for (const name of ['exclude_replies', 'only_public', 'exclude_visibilities[]']) {
+        expect(query).not.toHaveProperty(name);
+      }
+    }
+  });
+
+  it('Misskey: limit ≤ 100, paged down with untilId, never sinceId', async () => {
+    const server = await start('misskey', 400);
+    await snapshot(server, { count: '300', mode: 'full', visibility: 'direct' });
+    const bodies = server.requests
+      .filter((r) => r.path === '/api/users/notes')
+      .map((r) => r.body ?? {});
+    expect(bodies).toHaveLength(3);
+    const ids = fileIds();
+    expect(bodies.map((body) => body.untilId)).toEqual([undefined, ids[99], ids[199]]);
+    for (const body of bodies) {
+      expect(body.limit).toBe(100);
+      expect(body).not.toHaveProperty('sinceId');
+    }
+
+    server.addPosts(20);
+    server.requests.length = 0;
+    await snapshot(server, { count: '300', visibility: 'direct' });
+    const incremental = server.requests.filter((r) => r.path === '/api/users/notes');
+    expect(incremental).toHaveLength(1);
+    expect(incremental[0]?.body).not.toHaveProperty('sinceId');
+    expect(incremental[0]?.body).not.toHaveProperty('untilId');
   });
 });

@@ -3,7 +3,8 @@
  * (PROTOCOLS.md, checked against the servers' sources): Mastodon, GoToSocial and Pleroma through
  * the Mastodon API, Misskey through `POST /api/users/notes`. Generated timelines hold replies to
  * others, self-replies, boosts/renotes, media and every visibility. Faults can be injected into
- * the listing requests (a 500, a 503 or a reset from the nth request on).
+ * the listing requests (a 500, a 503 or a reset from the nth request on), and `repeat` makes pages
+ * overlap as they do when posts arrive while a client is paging.
  *
  * Erasable TypeScript only, importing nothing but node: Node 24 runs it directly (benchmark, demo).
  */
@@ -97,8 +98,15 @@ export class TimelineServer {
   readonly posts: Post[] = [];
   readonly requests: RecordedRequest[] = [];
   fault: Fault | undefined;
+  /**
+   * Each page below a cursor (`max_id`, `untilId`) also repeats this many posts from just above
+   * it, the cursor's own post included: what a client sees when the server's cursor slips.
+   */
+  repeat = 0;
   url = '';
   private listRequests = 0;
+  // Counted apart from `posts`: a deleted post's number (and so its id) is never reused.
+  private published = 0;
   private readonly server: Server;
 
   constructor(options: TimelineServerOptions) {
@@ -131,7 +139,7 @@ export class TimelineServer {
   addPosts(n: number): Post[] {
     const added: Post[] = [];
     for (let k = 0; k < n; k++) {
-      const index = this.posts.length + 1;
+      const index = ++this.published;
       const ms = START + index * STEP_MS;
       let visibility: Visibility = 'public';
       if (index % 19 === 2) visibility = 'direct';
@@ -159,6 +167,21 @@ export class TimelineServer {
       added.push(post);
     }
     return added;
+  }
+
+  /** The user deletes a post. */
+  removePost(id: string): void {
+    const index = this.posts.findIndex((post) => post.id === id);
+    if (index < 0) throw new Error(`no post ${id}`);
+    this.posts.splice(index, 1);
+  }
+
+  /** A cursor moved up by `repeat` posts, so the page overlaps the previous one. */
+  private slipped(cursor: string | undefined): string | undefined {
+    if (cursor === undefined || this.repeat === 0) return cursor;
+    const at = this.posts.findIndex((post) => compareIds(post.id, cursor) >= 0);
+    if (at < 0) return cursor;
+    return this.posts[at + this.repeat]?.id;
   }
 
   /** Listing requests (statuses or notes) served so far, faults included. */
@@ -389,7 +412,7 @@ export class TimelineServer {
     let limit: number;
     if (flavour === 'gotosocial') limit = requested <= 0 ? Number.MAX_SAFE_INTEGER : requested;
     else limit = Math.min(Math.max(1, requested || 20), 40);
-    const maxId = p.get('max_id') ?? undefined;
+    const maxId = this.slipped(p.get('max_id') ?? undefined);
     const sinceId = flavour === 'gotosocial' ? undefined : (p.get('since_id') ?? undefined);
     const minId = p.get('min_id') ?? undefined;
     const excluded = new Set(flavour === 'pleroma' ? p.getAll('exclude_visibilities[]') : []);
@@ -508,7 +531,7 @@ export class TimelineServer {
     if (body.userId !== this.accountId)
       return this.misskeyError(res, 400, 'NO_SUCH_USER', 'No such user.');
     const sinceId = typeof body.sinceId === 'string' ? body.sinceId : undefined;
-    const untilId = typeof body.untilId === 'string' ? body.untilId : undefined;
+    const untilId = this.slipped(typeof body.untilId === 'string' ? body.untilId : undefined);
     const withReplies = body.withReplies === true;
     const withRenotes = body.withRenotes !== false;
     const withFiles = body.withFiles === true;

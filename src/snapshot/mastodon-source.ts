@@ -1,7 +1,9 @@
 /**
  * Account statuses on Mastodon-API servers. The families differ where it matters (PROTOCOLS.md):
  * Mastodon and Pleroma cap pages at 40; GoToSocial has no cap, needs a token, filters after the
- * query so pages come back short, and writes its own configured host into Link URLs.
+ * query so pages come back short, and writes its own configured host into Link URLs. When the
+ * family is not known (`platform: mastodon` skips detection), only what is right on all of them
+ * is asked for, and the rest is done here.
  */
 import * as z from 'zod/mini';
 import { ServerError } from '../errors.ts';
@@ -11,7 +13,7 @@ import { compareIds, VISIBILITIES, type Visibility } from './filter.ts';
 import { pageItems } from './page.ts';
 import type { Json, TimelineSource } from './source.ts';
 
-export type MastodonFlavour = 'mastodon' | 'gotosocial' | 'pleroma';
+export type MastodonFlavour = 'mastodon' | 'gotosocial' | 'pleroma' | 'unknown';
 
 /** Pages are bodies held in memory one at a time; 8 MiB fits 100 statuses with room to spare. */
 export const LIST_MAX_BYTES = 8 * 1024 * 1024;
@@ -20,13 +22,23 @@ const PAGE_SIZE: Record<MastodonFlavour, number> = {
   pleroma: 40,
   // No server cap; 100 keeps each body (and memory) small while needing few requests.
   gotosocial: 100,
+  // Within every cap; GoToSocial's default without a limit would be 30.
+  unknown: 40,
 };
 
+const FLAVOURS: Record<string, MastodonFlavour> = {
+  mastodon: 'mastodon',
+  hometown: 'mastodon',
+  'glitch-soc': 'mastodon',
+  glitchsoc: 'mastodon',
+  gotosocial: 'gotosocial',
+  pleroma: 'pleroma',
+  akkoma: 'pleroma',
+};
+
+/** Other software with a Mastodon API (Friendica, Takahe, …) is treated as unknown too. */
 export function flavourOf(softwareName: string | undefined): MastodonFlavour {
-  const name = softwareName?.toLowerCase();
-  if (name === 'gotosocial') return 'gotosocial';
-  if (name === 'pleroma' || name === 'akkoma') return 'pleroma';
-  return 'mastodon';
+  return FLAVOURS[softwareName?.toLowerCase() ?? ''] ?? 'unknown';
 }
 
 export interface MastodonSourceOptions {
@@ -76,8 +88,10 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
 
   function filters(): Record<string, QueryValue> {
     const query: Record<string, QueryValue> = { limit: pageSize };
-    // Pleroma's exclude_replies drops the user's own threads too; there, replies are filtered here.
-    if (options.excludeReplies && flavour !== 'pleroma') query.exclude_replies = 'true';
+    // Pleroma's exclude_replies drops the user's own threads too, and an unknown server may be
+    // Pleroma; there, replies are filtered here.
+    const serverReplies = flavour === 'mastodon' || flavour === 'gotosocial';
+    if (options.excludeReplies && serverReplies) query.exclude_replies = 'true';
     if (options.excludeReblogs) query.exclude_reblogs = 'true';
     if (options.onlyMedia) query.only_media = 'true';
     if (flavour === 'gotosocial' && options.visibility === 'public') query.only_public = 'true';
@@ -88,8 +102,11 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
     return query;
   }
 
-  /** Short pages end the walk only where the server fills pages in its query. */
-  const shortPageEnds = flavour !== 'gotosocial';
+  /**
+   * Short pages end the walk only where the server is known to fill pages in its query; anywhere
+   * else (GoToSocial, or a server not known) only an empty page or a missing `next` link does.
+   */
+  const shortPageEnds = flavour === 'mastodon' || flavour === 'pleroma';
 
   return {
     family: 'mastodon',
@@ -146,22 +163,6 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
         maxId = next;
       }
     },
-
-    async *pagesUp(accountId: string, afterId: string) {
-      const path = `api/v1/accounts/${encodeURIComponent(accountId)}/statuses`;
-      let minId = afterId;
-      for (;;) {
-        // min_id gives the page just above the cursor (since_id would give the newest page and
-        // leave a gap); GoToSocial has no since_id at all.
-        const { items } = await get(path, { ...filters(), min_id: minId });
-        yield items;
-        if (items.length === 0) return;
-        if (shortPageEnds && items.length < pageSize) return;
-        const next = highestId(items);
-        if (compareIds(next, minId) <= 0) return;
-        minId = next;
-      }
-    },
   };
 }
 
@@ -173,12 +174,6 @@ export function lowestId(items: Json[]): string {
   let low = String(items[0]?.id);
   for (const item of items) if (compareIds(String(item.id), low) < 0) low = String(item.id);
   return low;
-}
-
-export function highestId(items: Json[]): string {
-  let high = String(items[0]?.id);
-  for (const item of items) if (compareIds(String(item.id), high) > 0) high = String(item.id);
-  return high;
 }
 
 /** RFC 8288 Link header → rel → URL; undefined when there is no Link header at all. */

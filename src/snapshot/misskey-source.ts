@@ -1,15 +1,14 @@
 /**
  * A user's notes on Misskey and its forks: `POST /api/users/notes`, newest first, paged with
  * `untilId`. Facts from Misskey's own endpoint source: `limit` above 100 is rejected (400), not
- * capped; the Redis "fanout" path filters after slicing, so a short page does not mean the end;
- * `sinceId` without `untilId` falls back to the database and answers oldest first.
+ * capped; the Redis "fanout" path filters after slicing, so a short page does not mean the end.
  */
 import * as z from 'zod/mini';
 import { ServerError } from '../errors.ts';
 import { type Http, type HttpRequest } from '../http.ts';
 import type { AccountRef } from './config.ts';
 import { compareIds } from './filter.ts';
-import { highestId, LIST_MAX_BYTES, lowestId, str } from './mastodon-source.ts';
+import { LIST_MAX_BYTES, lowestId, str } from './mastodon-source.ts';
 import { pageItems } from './page.ts';
 import type { Json, TimelineSource } from './source.ts';
 
@@ -99,19 +98,6 @@ export function misskeySource(options: MisskeySourceOptions): TimelineSource {
         const next = lowestId(items);
         if (untilId !== undefined && compareIds(next, untilId) >= 0) return;
         untilId = next;
-      }
-    },
-
-    async *pagesUp(userId: string, afterId: string) {
-      let sinceId = afterId;
-      for (;;) {
-        // The database path fills each page, so a short page is the top.
-        const items = await notes({ ...filters(userId), sinceId });
-        yield items;
-        if (items.length < PAGE_SIZE) return;
-        const next = highestId(items);
-        if (compareIds(next, sinceId) <= 0) return;
-        sinceId = next;
       }
     },
   };

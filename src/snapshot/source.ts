@@ -11,8 +11,9 @@ export interface TimelineSource {
   resolveAccount(): Promise<string>;
   /** Who wrote an item already in the file: the author's id and user name. */
   authorOf(item: Json): { id?: string; username?: string };
-  /** Pages newest first, from the top down. The caller stops iterating when it has enough. */
+  /**
+   * Pages newest first, from the top down, for both modes. The caller stops iterating when it
+   * has enough, or (incremental) when it meets a post it already holds.
+   */
   pagesDown(accountId: string): AsyncGenerator<Json[]>;
-  /** Pages of items newer than `afterId`, in whatever order the server gives them. */
-  pagesUp(accountId: string, afterId: string): AsyncGenerator<Json[]>;
 }
