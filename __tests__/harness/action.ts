@@ -2,7 +2,9 @@
  * Runs a bundled entry point the way the GitHub runner does: `node dist/<entry>/index.js` on
  * Node 24 as a subprocess, inputs as INPUT_* variables (upper-cased, hyphens kept), state as
  * STATE_*, and the GITHUB_OUTPUT / GITHUB_ENV / GITHUB_STATE / GITHUB_STEP_SUMMARY files.
- * `findLeaks` replays the log as the runner masks it and reports any secret left visible.
+ * Every run is checked for leaks before it is returned (`checkLeaks`): a test cannot forget to
+ * look, and a secret visible to a reader of the workflow log fails the test that produced it.
+ * `findLeaks` remains for tests that check extra values of their own.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +41,49 @@ export interface RunOptions {
   /** Standard input for the process (the CLI's pasted code). */
   stdin?: string;
   args?: string[];
+}
+
+/**
+ * The inputs each entry masks as soon as it reads them (src/inputs.ts, src/snapshot/config.ts).
+ * A copy, not an import: dropping a name from src must fail a test, not quietly narrow the check.
+ */
+const SECRET_INPUTS = [
+  'access-token',
+  'refresh-token',
+  'client-secret',
+  'code',
+  'code-verifier',
+  'github-token',
+];
+const SECRET_OUTPUTS = ['access-token', 'refresh-token'];
+/** Where main leaves the token for post's revoke-on-exit. */
+const SECRET_STATE = ['revoke-token'];
+/**
+ * Shorter values are not checked: a real secret is longer, and a short one matches ordinary log
+ * text (`true`, an HTTP status) by coincidence.
+ */
+export const MIN_SECRET_LENGTH = 6;
+
+export interface Leak {
+  /** Where the value came from: `input access-token`, `::add-mask:: #2`, `output refresh-token`. */
+  kind: string;
+  /** A hint that identifies the value without revealing it: its first characters and length. */
+  hint: string;
+  /** Where it is visible. */
+  where: string;
+}
+
+/** Thrown by runAction when a run left a secret visible; the message never holds a whole value. */
+export class LeakError extends Error {
+  readonly leaks: Leak[];
+  constructor(entry: Entry, leaks: Leak[]) {
+    super(
+      `The ${entry} run leaked ${leaks.length === 1 ? 'a secret' : `${leaks.length} secrets`}:\n` +
+        leaks.map((leak) => `  ${leak.kind} ${leak.hint}: ${leak.where}`).join('\n'),
+    );
+    this.name = 'LeakError';
+    this.leaks = leaks;
+  }
 }
 
 export async function runAction(
@@ -79,7 +124,7 @@ export async function runAction(
       },
     );
     const { masked, masks } = maskLikeRunner(log);
-    return {
+    const run: ActionRun = {
       exitCode,
       log,
       stdout,
@@ -91,6 +136,9 @@ export async function runAction(
       maskedLog: masked,
       masks,
     };
+    const leaks = checkLeaks(run, inputs, options);
+    if (leaks.length > 0) throw new LeakError(entry, leaks);
+    return run;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -155,7 +203,10 @@ function unescapeCommandData(value: string): string {
  * The runner's masking, replayed: a value is hidden from the line after its ::add-mask:: on.
  * A line printed before the mask arrives is shown as it was: that is a leak.
  */
-export function maskLikeRunner(log: string): { masked: string; masks: string[] } {
+export function maskLikeRunner(
+  log: string,
+  replacement = '***',
+): { masked: string; masks: string[] } {
   const masks: string[] = [];
   const out: string[] = [];
   for (const line of log.split('\n')) {
@@ -163,13 +214,13 @@ export function maskLikeRunner(log: string): { masked: string; masks: string[] }
     if (command) {
       const value = unescapeCommandData(command[1] ?? '');
       if (value) masks.push(value);
-      out.push('::add-mask::***');
+      out.push(`::add-mask::${replacement}`);
       continue;
     }
     let masked = line;
     // Longest first, so a mask that contains another is replaced whole.
     for (const value of [...masks].sort((a, b) => b.length - a.length)) {
-      masked = masked.split(value).join('***');
+      masked = masked.split(value).join(replacement);
     }
     out.push(masked);
   }
@@ -182,4 +233,84 @@ export function findLeaks(run: ActionRun, secrets: readonly string[]): string[] 
     (secret) =>
       secret.length > 0 && (run.maskedLog.includes(secret) || run.summary.includes(secret)),
   );
+}
+
+/**
+ * Every secret a run knows of, checked where a reader of the workflow could see it: the inputs
+ * the action masks, the values the run itself registered with ::add-mask::, its secret outputs,
+ * the variable it exported and the state handed to post. A secret counts as leaked when the
+ * masked log or the job summary (which the action must keep free of secrets) shows it whole, and
+ * a secret output or exported value also when the run never registered it as a mask: the next
+ * step that prints it would show it.
+ */
+export function checkLeaks(
+  run: ActionRun,
+  inputs: Record<string, string>,
+  options: Pick<RunOptions, 'state'> = {},
+): Leak[] {
+  const known = new Map<string, string>();
+  const note = (kind: string, value: string | undefined): void => {
+    // As core.getInput and the runner see it: trimmed, and line by line for multi-line values,
+    // because the runner matches masks within a line.
+    const text = (value ?? '').trim();
+    for (const part of [text, ...text.split(/\r?\n/).map((line) => line.trim())]) {
+      if (part.length >= MIN_SECRET_LENGTH && !known.has(part)) known.set(part, kind);
+    }
+  };
+  for (const name of SECRET_INPUTS) note(`input ${name}`, inputs[name]);
+  for (const name of SECRET_STATE) note(`state ${name}`, options.state?.[name]);
+  const unmaskedOutputs: [string, string][] = [];
+  const exported = inputs['export-env']?.trim();
+  const published: [string, string | undefined][] = [
+    ...SECRET_OUTPUTS.map((name): [string, string | undefined] => [
+      `output ${name}`,
+      run.outputs[name],
+    ]),
+    ...SECRET_STATE.map((name): [string, string | undefined] => [
+      `saved state ${name}`,
+      run.state[name],
+    ]),
+    [`exported ${exported ?? ''}`, exported ? run.env[exported] : undefined],
+  ];
+  for (const [kind, value] of published) {
+    note(kind, value);
+    if (value && value.length >= MIN_SECRET_LENGTH && !run.masks.includes(value)) {
+      unmaskedOutputs.push([kind, value]);
+    }
+  }
+  run.masks.forEach((value, index) => note(`::add-mask:: #${index + 1}`, value));
+
+  // A secret that is also part of a non-secret input (property tests pass `validate` as both
+  // access-token and operation) is expected in the log and summary; seeing it proves nothing.
+  const plain = Object.entries(inputs)
+    .filter(([name]) => !SECRET_INPUTS.includes(name))
+    .map(([, value]) => value.toLowerCase());
+  for (const value of known.keys()) {
+    if (plain.some((text) => text.includes(value.toLowerCase()))) known.delete(value);
+  }
+
+  // Masked again with a marker no secret contains: with the runner's `***`, a secret such as
+  // `a***b` could appear where masks meet, and that would not be a leak.
+  const secrets = [...known.keys()];
+  let code = 0xe000;
+  while (secrets.some((secret) => secret.includes(String.fromCodePoint(code)))) code++;
+  const marker = String.fromCodePoint(code);
+  const logLines = maskLikeRunner(run.log, marker).masked.split('\n');
+
+  const leaks: Leak[] = [];
+  const hint = (value: string) =>
+    `${JSON.stringify(Array.from(value).slice(0, 3).join(''))}… (${value.length} chars)`;
+  for (const [value, kind] of known) {
+    const line = logLines.findIndex((text) => text.includes(value));
+    if (line >= 0) {
+      leaks.push({ kind, hint: hint(value), where: `visible in the masked log, line ${line + 1}` });
+    }
+    if (run.summary.includes(value)) {
+      leaks.push({ kind, hint: hint(value), where: 'visible in the job summary' });
+    }
+  }
+  for (const [kind, value] of unmaskedOutputs) {
+    leaks.push({ kind, hint: hint(value), where: 'never registered with ::add-mask::' });
+  }
+  return leaks;
 }
