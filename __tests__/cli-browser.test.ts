@@ -2,6 +2,7 @@
  * `fedi-token login` end to end, as a user runs it: the bundled CLI waits on its loopback listener
  * while a real headless Chromium opens the URL the CLI printed and clicks through the server's own
  * pages. The CLI's own browser opening is off (FEDI_TOKEN_BROWSER=none); the test is the user.
+ * (The browser command itself is run, with a stub, in cli.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -82,9 +83,16 @@ describe.each(['mastodon', 'gotosocial'] as const)('login on %s with a real brow
     // The client id is public (it is in the authorize URL); the token and app secret are not.
     expectPrintedOnce(exit, [printed.FEDI_TOKEN ?? '', printed.FEDI_CLIENT_SECRET ?? '']);
     expect(exit.stdout).toContain(`FEDI_CLIENT_ID=${url.searchParams.get('client_id')}\n`);
-    // The app was registered with the loopback URI and the OOB fallback, as one string.
+    // One registration, holding the loopback URI and the OOB fallback (the wire format, one
+    // newline-separated string, is checked in cli.test.ts: this server keeps no bodies).
     const registration = server.requests.filter((r) => r.path === '/api/v1/apps');
     expect(registration).toHaveLength(1);
+    // The loopback URI was just used; the server's own authorize page takes the OOB one too.
+    const oob = new URL(url);
+    oob.searchParams.set('redirect_uri', 'urn:ietf:wg:oauth:2.0:oob');
+    expect((await fetch(oob)).status).toBe(200);
+    oob.searchParams.set('redirect_uri', 'http://127.0.0.1:1/unregistered');
+    expect((await fetch(oob)).status).toBe(400);
     // The listener is gone once the CLI is done.
     await expect(fetch(redirectUri)).rejects.toThrow();
     // The token works.
@@ -98,6 +106,7 @@ describe.each(['mastodon', 'gotosocial'] as const)('login on %s with a real brow
   it('reports a denied authorization clearly, with exit code 3', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon']);
     const url = await cli.waitForUrl();
+    const callback = new URL(url).searchParams.get('redirect_uri') ?? '';
     const page = await approveIn(url, '#deny');
     expect(page).toMatch(/denied/);
     const exit = await cli.exited;
@@ -106,6 +115,8 @@ describe.each(['mastodon', 'gotosocial'] as const)('login on %s with a real brow
       /Error: The authorization was denied in the browser \(access_denied\)/,
     );
     expect(exit.stdout).toBe('');
+    // Closed while still running is checked in process (cli.test.ts); here, nothing outlives it.
+    await expect(fetch(callback)).rejects.toThrow();
   });
 });
 
@@ -121,6 +132,7 @@ describe('login safety with a real browser', () => {
   it('refuses an answer whose state is not its own, and exchanges nothing', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon', '--json']);
     const url = new URL(await cli.waitForUrl());
+    const callback = url.searchParams.get('redirect_uri') ?? '';
     url.searchParams.set('state', 'forged-by-another-site');
     const page = await approveIn(url.href, '#approve');
     expect(page).toMatch(/does not match this login/);
@@ -129,6 +141,7 @@ describe('login safety with a real browser', () => {
     expect(exit.stderr).toMatch(/state does not match this login/);
     expect(JSON.parse(exit.stdout)).toEqual({ error: expect.stringMatching(/state/), exitCode: 3 });
     expect(server.requests.filter((r) => r.path === '/oauth/token')).toHaveLength(0);
+    await expect(fetch(callback)).rejects.toThrow();
   });
 });
 

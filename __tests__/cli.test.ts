@@ -1,21 +1,37 @@
 /**
- * The CLI's manners and its failure paths without a browser: arguments checked before any request,
- * --help/--version, exit codes, the timeout and Ctrl-C, the pasted-code path's end of input, and the
- * loopback listener's own rules (in process, so "closed" can be checked directly).
+ * The CLI's manners and its paths without Chromium: arguments checked before any request,
+ * --help/--version, exit codes, the timeout and Ctrl-C, the pasted-code path's end of input, the
+ * app registration on the wire, the browser command it runs, colour per stream (on a real
+ * pseudo-terminal), Misskey's press-Enter path, and the loopback listener's own rules (in
+ * process, so "closed" can be checked while the process is still alive).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { parseCommand } from '../src/cli/args.ts';
-import { EXIT } from '../src/cli/exit.ts';
+import { CliError, EXIT } from '../src/cli/exit.ts';
+import { login } from '../src/cli/login.ts';
 import { startLoopback } from '../src/cli/loopback.ts';
-import { colourEnabled, Terminal } from '../src/cli/output.ts';
+import { colourEnabled, Terminal, type OutStream } from '../src/cli/output.ts';
 import { codeFrom } from '../src/cli/paste.ts';
 import { challengeOf, createPkce, sameState } from '../src/cli/pkce.ts';
-import { ROOT } from './harness/action.ts';
-import { startCli } from './harness/cli.ts';
+import { printSecrets } from '../src/cli/result.ts';
+import { Http } from '../src/http.ts';
+import { NODE24, ROOT } from './harness/action.ts';
+import {
+  answerAuthorize,
+  browserStub,
+  CLI,
+  cliEnv,
+  startCli,
+  startRecordingProxy,
+} from './harness/cli.ts';
 import { startMastodonServer, type MastodonServer } from './servers/mastodon.ts';
+import { startMisskey, type MisskeyServer } from './servers/misskey.ts';
 
 let server: MastodonServer;
 beforeAll(async () => {
@@ -110,11 +126,13 @@ describe('waiting for the approval (bundle)', () => {
 
   it('Ctrl-C ends the wait with exit code 130 and a clear message', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon']);
+    const callback = new URL(await cli.waitForUrl()).searchParams.get('redirect_uri') ?? '';
     await cli.waitForStderr(/Waiting for the approval/);
     cli.child.kill('SIGINT');
     const exit = await cli.exited;
     expect(exit.code).toBe(EXIT.interrupted);
     expect(exit.stderr).toMatch(/Interrupted \(Ctrl-C\); nothing was stored/);
+    await expect(fetch(callback)).rejects.toThrow();
   });
 
   it('copy-paste ends with exit code 3 when standard input ends without a code', async () => {
@@ -126,6 +144,26 @@ describe('waiting for the approval (bundle)', () => {
     expect(exit.stderr).toMatch(/No code was entered/);
   });
 
+  it('exits after a pasted code even though standard input stays open, as a terminal’s does', async () => {
+    const cli = startCli(['login', server.url, '--platform', 'mastodon', '--oob'], {
+      deadlineMs: 20_000,
+    });
+    const url = new URL(await cli.waitForUrl());
+    await cli.waitForStderr(/Paste the code/);
+    const code = server.issueCode({
+      clientId: url.searchParams.get('client_id') ?? '',
+      redirectUri: url.searchParams.get('redirect_uri') ?? '',
+      scope: url.searchParams.get('scope') ?? undefined,
+      codeChallenge: url.searchParams.get('code_challenge') ?? undefined,
+    });
+    cli.child.stdin.write(`${code}\n`);
+    const exit = await cli.exited;
+    expect(exit.signal).toBeNull();
+    expect(exit.code).toBe(0);
+    expect(exit.stdout).toMatch(/^FEDI_TOKEN=\S+$/m);
+    expect(exit.stderr).not.toContain(code);
+  });
+
   it('a wrong pasted code is the server’s invalid_grant, exit code 1, and the code is not echoed', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon', '--oob']);
     await cli.waitForStderr(/Paste the code/);
@@ -134,6 +172,301 @@ describe('waiting for the approval (bundle)', () => {
     expect(exit.code).toBe(EXIT.failure);
     expect(exit.stderr).toMatch(/POST \/oauth\/token answered HTTP 400 \(invalid_grant\)/);
     expect(exit.stderr).not.toContain('not-a-real-code-0123456789');
+  });
+});
+
+const ESC = '\u001b';
+/** The escape sequences in `text`, each as the text that follows its ESC. */
+const escapes = (text: string): string[] => text.split(ESC).slice(1);
+
+describe('app registration on the wire (bundle)', () => {
+  it.each(['mastodon', 'gotosocial'] as const)(
+    'on %s: redirect_uris is one newline-separated string with the loopback URI and the OOB one',
+    async (flavour) => {
+      const upstream = await startMastodonServer({ flavour });
+      const proxy = await startRecordingProxy(upstream.url);
+      try {
+        const cli = startCli(['login', proxy.url, '--platform', 'mastodon']);
+        const url = new URL(await cli.waitForUrl());
+        const registrations = proxy.bodies.filter(
+          (r) => r.method === 'POST' && r.path === '/api/v1/apps',
+        );
+        expect(registrations).toHaveLength(1);
+        const [registration] = registrations;
+        expect(registration?.headers['content-type']).toBe('application/x-www-form-urlencoded');
+        const form = new URLSearchParams(registration?.body);
+        // Exactly one field: not redirect_uris[] nor a repeated key, which GoToSocial rejects.
+        expect(form.getAll('redirect_uris')).toHaveLength(1);
+        expect([...form.keys()].filter((key) => key.startsWith('redirect_uri'))).toEqual([
+          'redirect_uris',
+        ]);
+        const loopback = url.searchParams.get('redirect_uri') ?? '';
+        expect(loopback).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+        expect(form.get('redirect_uris')).toBe(`${loopback}\nurn:ietf:wg:oauth:2.0:oob`);
+        expect((await answerAuthorize(url.href)).status).toBe(200);
+        const exit = await cli.exited;
+        expect(exit.code).toBe(0);
+        // The redirect that was used is the registered loopback one: no copy-paste fallback.
+        expect(exit.stderr).not.toMatch(/copy-paste/);
+      } finally {
+        await proxy.close();
+        await upstream.close();
+      }
+    },
+  );
+});
+
+describe('the browser command (bundle)', () => {
+  it.each([
+    ['FEDI_TOKEN_BROWSER', (command: string) => ({ FEDI_TOKEN_BROWSER: command })],
+    ['BROWSER', (command: string) => ({ FEDI_TOKEN_BROWSER: undefined, BROWSER: command })],
+  ])(
+    '%s names a command that gets the authorize URL (state, S256 PKCE); the login then completes',
+    async (_name, envFor) => {
+      const stub = browserStub();
+      try {
+        const cli = startCli(['login', server.url, '--platform', 'mastodon'], {
+          env: envFor(stub.command),
+        });
+        const opened = await stub.opened();
+        // One argument, the whole URL: a shell would have split it at `&`.
+        expect(opened).toHaveLength(1);
+        const url = new URL(opened[0] ?? '');
+        expect(url.href).toBe(await cli.waitForUrl());
+        expect(url.origin + url.pathname).toBe(`${server.url}/oauth/authorize`);
+        expect(url.searchParams.get('response_type')).toBe('code');
+        expect(url.searchParams.get('redirect_uri')).toMatch(
+          /^http:\/\/127\.0\.0\.1:\d+\/callback$/,
+        );
+        expect(url.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{32,}$/);
+        expect(url.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+        expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+        // The server checks the verifier against this challenge at the exchange.
+        expect((await answerAuthorize(url.href)).text).toMatch(/close this tab/);
+        const exit = await cli.exited;
+        expect(exit.code).toBe(0);
+        expect(exit.stdout).toMatch(/^FEDI_TOKEN=\S+$/m);
+        // Piped streams: no escape sequence in either.
+        expect(escapes(exit.stdout)).toEqual([]);
+        expect(escapes(exit.stderr)).toEqual([]);
+      } finally {
+        stub.remove();
+      }
+    },
+  );
+
+  it('an error on piped stderr has no escape sequence either', async () => {
+    const exit = await startCli(['login', server.url, '--platform', 'x'], {
+      env: { TERM: 'xterm-256color' },
+    }).exited;
+    expect(exit.stderr).toMatch(/^Error: --platform/);
+    expect(escapes(exit.stderr)).toEqual([]);
+  });
+});
+
+const SCRIPT = '/usr/bin/script';
+
+describe('colour on a real terminal (bundle under script(1))', () => {
+  /** Runs `login` under a pseudo-terminal with one stream sent to a file instead. */
+  async function onTerminal(
+    redirect: '1>' | '2>' | '',
+    env: Record<string, string> = {},
+  ): Promise<{ terminal: string; file: string; code: number | null; opened: string }> {
+    const dir = mkdtempSync(join(tmpdir(), 'fedi-token-tty-'));
+    const stub = browserStub();
+    const file = join(dir, 'redirected');
+    const quote = (text: string): string => `'${text.replaceAll("'", "'\\''")}'`;
+    // --timeout: script(1) gives the CLI its own session, out of reach of the kill below.
+    const command = [NODE24, CLI, 'login', server.url, '--platform', 'mastodon', '--timeout', '30']
+      .map(quote)
+      .join(' ');
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      child = spawn(
+        SCRIPT,
+        ['-qefc', redirect ? `${command} ${redirect}${quote(file)}` : command, '/dev/null'],
+        {
+          env: cliEnv({
+            FEDI_TOKEN_BROWSER: stub.command,
+            TERM: 'xterm',
+            SHELL: '/bin/sh',
+            ...env,
+          }),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let terminal = '';
+      child.stdout?.on('data', (chunk: Buffer) => (terminal += chunk.toString()));
+      const code = new Promise<number | null>((resolve) => child?.on('close', resolve));
+      const opened = (await stub.opened())[0] ?? '';
+      await answerAuthorize(opened);
+      const exitCode = await code;
+      return {
+        opened,
+        terminal,
+        file: existsSync(file) ? readFileSync(file, 'utf8') : '',
+        code: exitCode,
+      };
+    } finally {
+      // A failed test must not leave the login waiting; closing the terminal hangs it up too.
+      if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      stub.remove();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const ifScript = existsSync(SCRIPT) ? it : it.skip;
+
+  ifScript('stdout on the terminal is coloured while stderr in a file is not', async () => {
+    const run = await onTerminal('2>');
+    expect(run.code).toBe(0);
+    expect(run.terminal).toContain(`${ESC}[1mStore these as repository secrets${ESC}[0m`);
+    expect(run.file).toMatch(/Logged in as @alice/);
+    expect(escapes(run.file)).toEqual([]);
+  });
+
+  ifScript('stderr on the terminal is coloured while stdout in a file is not', async () => {
+    const run = await onTerminal('1>');
+    expect(run.code).toBe(0);
+    expect(run.terminal).toContain(`${ESC}[4m${run.opened}${ESC}[0m`);
+    expect(run.file).toMatch(/^Store these as repository secrets/);
+    expect(escapes(run.file)).toEqual([]);
+  });
+
+  ifScript('NO_COLOR turns colour off on the terminal', async () => {
+    const run = await onTerminal('', { NO_COLOR: '1' });
+    expect(run.code).toBe(0);
+    expect(run.terminal).toMatch(/Store these as repository secrets/);
+    expect(escapes(run.terminal)).toEqual([]);
+  });
+});
+
+describe('Misskey --oob: press Enter after approving (bundle)', () => {
+  let misskey: MisskeyServer;
+  beforeAll(async () => {
+    misskey = await startMisskey();
+  });
+  afterAll(async () => {
+    await misskey.close();
+  });
+
+  /** The MiAuth page's Allow button, posted as the browser would (no callback with --oob). */
+  async function allow(url: URL): Promise<string> {
+    const page = await fetch(url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('name="callback" value=""');
+    const answer = await fetch(new URL(`${url.pathname}/approve`, url), {
+      method: 'POST',
+      body: new URLSearchParams({ permission: url.searchParams.get('permission') ?? '' }),
+    });
+    expect(answer.status).toBe(200);
+    return answer.text();
+  }
+
+  it('waits for Enter, then fetches and checks the token', async () => {
+    const cli = startCli(['login', misskey.url, '--oob'], { deadlineMs: 20_000 });
+    const url = new URL(await cli.waitForUrl());
+    expect(url.pathname).toMatch(/^\/miauth\/[0-9a-f-]{36}$/);
+    expect(url.searchParams.has('callback')).toBe(false);
+    await cli.waitForStderr(/Press Enter here after you approve in the browser/);
+    expect(await allow(url)).toMatch(/Approved/);
+    // Approving is not enough: nothing is fetched until the user presses Enter.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(misskey.hits.filter((hit) => hit.endsWith('/check'))).toEqual([]);
+    expect(cli.child.exitCode).toBeNull();
+    cli.child.stdin.write('\n');
+    const exit = await cli.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stderr).toMatch(/Logged in as @\S+ on .*\(misskey\)/);
+    const token = /^FEDI_TOKEN=(\S+)$/m.exec(exit.stdout)?.[1] ?? '';
+    expect(token).not.toBe('');
+    expect(exit.stderr).not.toContain(token);
+    const me = await fetch(`${misskey.url}/api/i`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: '{}',
+    });
+    expect(me.status).toBe(200);
+  });
+
+  it('Enter before approving fails with exit code 1 and says why', async () => {
+    const cli = startCli(['login', misskey.url, '--oob'], { deadlineMs: 20_000 });
+    await cli.waitForStderr(/Press Enter here/);
+    cli.child.stdin.write('\n');
+    const exit = await cli.exited;
+    expect(exit.code).toBe(EXIT.failure);
+    expect(exit.stderr).toMatch(/not approved yet/);
+    expect(exit.stdout).toBe('');
+  });
+});
+
+describe('the listener is closed whatever ends the login (in process)', () => {
+  const sink: OutStream = { write: () => true };
+
+  /** Runs `login` with `act` as the browser; resolves with its failure and the callback URI. */
+  async function failedLogin(
+    act: (url: string, interrupt: AbortController) => Promise<void>,
+  ): Promise<{ error: unknown; callback: string }> {
+    // --timeout: a regression that leaves the login waiting fails the test instead of hanging it.
+    const command = parseCommand(
+      ['login', server.url, '--platform', 'mastodon', '--timeout', '5'],
+      {},
+    );
+    if (command.kind !== 'login') throw new Error('not a login');
+    const interrupt = new AbortController();
+    let opened: Promise<void> | undefined;
+    let callback = '';
+    const error = await login(command.options, {
+      http: new Http({ timeoutMs: 10_000, maxAttempts: 1 }),
+      terminal: new Terminal(sink, sink, {}),
+      stdin: Readable.from([]),
+      open: (url) => {
+        callback = new URL(url).searchParams.get('redirect_uri') ?? '';
+        opened = act(url, interrupt);
+      },
+      signal: interrupt.signal,
+    }).then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    await opened;
+    return { error, callback };
+  }
+
+  it.each([
+    [
+      'denied in the browser (access_denied)',
+      async (url: string) => {
+        expect((await answerAuthorize(url, { decision: 'deny' })).status).toBe(400);
+      },
+      EXIT.notAuthorized,
+      /denied in the browser \(access_denied\)/,
+    ],
+    [
+      'an answer with another state',
+      async (url: string) => {
+        expect((await answerAuthorize(url, { state: 'forged' })).status).toBe(400);
+      },
+      EXIT.notAuthorized,
+      /state does not match this login/,
+    ],
+    [
+      'Ctrl-C',
+      async (_url: string, interrupt: AbortController) => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        interrupt.abort(new CliError(EXIT.interrupted, 'Interrupted (Ctrl-C)'));
+      },
+      EXIT.interrupted,
+      /Interrupted/,
+    ],
+  ])('%s', async (_name, act, exitCode, message) => {
+    const { error, callback } = await failedLogin(act);
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as CliError).exitCode).toBe(exitCode);
+    expect((error as CliError).message).toMatch(message);
+    expect(callback).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+    // This process is still running: only the login's own close can have freed the port.
+    await expect(fetch(callback)).rejects.toThrow();
   });
 });
 
@@ -217,6 +550,31 @@ describe('pieces', () => {
     expect(codeFrom('  abc123 ')).toBe('abc123');
     expect(codeFrom('https://gts.example/oauth/oob?code=XYZ')).toBe('XYZ');
     expect(codeFrom('   ')).toBeUndefined();
+  });
+
+  it('decides colour per stream: the results by stdout, progress and errors by stderr', () => {
+    const capture = (isTTY: boolean) => {
+      const stream = { isTTY, text: '', write: (chunk: string) => ((stream.text += chunk), true) };
+      return stream;
+    };
+    const secrets = [{ name: 'FEDI_TOKEN', value: 't' }];
+    for (const [outTTY, errTTY, env] of [
+      [true, false, {}],
+      [false, true, {}],
+      [true, true, {}],
+      [false, false, {}],
+      [true, true, { NO_COLOR: '1' }],
+    ] as const) {
+      const stdout = capture(outTTY);
+      const stderr = capture(errTTY);
+      const terminal = new Terminal(stdout, stderr, env);
+      printSecrets(terminal, secrets);
+      terminal.link('https://social.example/oauth/authorize');
+      terminal.error('failed');
+      const coloured = (on: boolean) => on && env.NO_COLOR === undefined;
+      expect(escapes(stdout.text).length > 0).toBe(coloured(outTTY));
+      expect(escapes(stderr.text).length > 0).toBe(coloured(errTTY));
+    }
   });
 
   it('colours only a terminal, and never with NO_COLOR', () => {

@@ -17,14 +17,18 @@ export function colourEnabled(stream: OutStream, env: NodeJS.ProcessEnv): boolea
 
 export class Terminal {
   private readonly secrets = new Set<string>();
-  private readonly colour: boolean;
+  // Per stream: `fedi-token login … > secrets.txt` must not write escapes into the file just
+  // because stderr is still a terminal, and `2> log` must not lose colour on the screen.
+  private readonly colourOut: boolean;
+  private readonly colourErr: boolean;
   readonly stdout: OutStream;
   readonly stderr: OutStream;
 
   constructor(stdout: OutStream, stderr: OutStream, env: NodeJS.ProcessEnv) {
     this.stdout = stdout;
     this.stderr = stderr;
-    this.colour = colourEnabled(stderr, env);
+    this.colourOut = colourEnabled(stdout, env);
+    this.colourErr = colourEnabled(stderr, env);
   }
 
   /** Record a secret; multi-line values are recorded line by line too. */
@@ -49,18 +53,19 @@ export class Terminal {
 
   /** A URL the user must open: printed as is, on its own line, so it can be copied whole. */
   link(url: string): void {
-    this.stderr.write(`\n  ${this.style(url, '4')}\n\n`);
+    this.stderr.write(`\n  ${style(this.colourErr, url, '4')}\n\n`);
   }
 
   error(message: string): void {
-    this.stderr.write(`${this.style('Error:', '1;31')} ${this.redact(message)}\n`);
+    this.stderr.write(`${style(this.colourErr, 'Error:', '1;31')} ${this.redact(message)}\n`);
   }
 
+  /** A heading for text that goes to stdout (the results). */
   heading(text: string): string {
-    return this.style(text, '1');
+    return style(this.colourOut, text, '1');
   }
+}
 
-  private style(text: string, sgr: string): string {
-    return this.colour ? `\u001b[${sgr}m${text}\u001b[0m` : text;
-  }
+function style(colour: boolean, text: string, sgr: string): string {
+  return colour ? `\u001b[${sgr}m${text}\u001b[0m` : text;
 }
