@@ -270,7 +270,11 @@ export function checkLeaks(
       `saved state ${name}`,
       run.state[name],
     ]),
-    [`exported ${exported ?? ''}`, exported ? run.env[exported] : undefined],
+    // hasOwn: a workflow may name the variable `valueOf` or `constructor`.
+    [
+      `exported ${exported ?? ''}`,
+      exported && Object.hasOwn(run.env, exported) ? run.env[exported] : undefined,
+    ],
   ];
   for (const [kind, value] of published) {
     note(kind, value);
