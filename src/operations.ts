@@ -4,7 +4,7 @@
  */
 import { InputError, UnsupportedError } from './errors.ts';
 import { Http } from './http.ts';
-import type { Operation, Platform, TokenConfig } from './inputs.ts';
+import { checkRequiredInputs, type Operation, type Platform, type TokenConfig } from './inputs.ts';
 import type { OperationResult } from './publish.ts';
 import { detectPlatform } from './providers/detect.ts';
 import type { Provider, ProviderContext, Software } from './providers/provider.ts';
@@ -48,6 +48,7 @@ function rejection(provider: Provider, config: TokenConfig): Error | undefined {
     return new UnsupportedError(provider.unsupported(config.operation));
   }
   try {
+    checkRequiredInputs(config);
     provider.checkInputs(config.operation, config);
   } catch (error) {
     if (error instanceof InputError) return error;
@@ -142,13 +143,16 @@ export async function revokeWith(
   accessToken: string,
   runtime: Runtime,
 ): Promise<void> {
-  const { provider, ctx } = await resolve({ ...config, platform, operation: 'revoke' }, runtime);
+  const { provider, ctx } = await resolve(
+    { ...config, platform, operation: 'revoke', accessToken },
+    runtime,
+  );
   if (!provider.revoke) throw new UnsupportedError(provider.unsupported('revoke'));
   await provider.revoke(ctx, accessToken);
 }
 
 function required(value: string | undefined): string {
-  // inputs.ts guarantees these for the operations that use them.
+  // checkRequiredInputs guarantees these for the operations that use them.
   if (value === undefined) throw new Error('missing value that inputs.ts should have required');
   return value;
 }
