@@ -106,6 +106,29 @@ describe('exchange', () => {
     expectNoLeaks(wrongSecret, ['not-the-secret', app.secret]);
   });
 
+  it('gives both meanings of a code that AnyWeb’s two code tables read differently', async () => {
+    const unknownApp = await run(server, {
+      ...exchangeInputs(server, { appid: randomUUID(), secret: 'some-app-secret' }, 'c0de'),
+    });
+    expect(unknownApp.exitCode).not.toBe(0);
+    expect(unknownApp.maskedLog).toContain(
+      `${server.url} POST /oauth/accessToken answered HTTP 200 (A107P007): appid is invalid ` +
+        "(AnyWeb's older code table: code is invalid). Check 'client-id' (the appid)",
+    );
+    expect(unknownApp.maskedLog).toContain('if they are right, the code is wrong, expired or used');
+
+    const older = await start({ codeTable: 'older' });
+    const creds = older.registerApp();
+    const code = older.mintCode(creds.appid);
+    expect((await run(older, exchangeInputs(older, creds, code))).exitCode).toBe(0);
+    const reused = await run(older, exchangeInputs(older, creds, code));
+    expect(reused.exitCode).not.toBe(0);
+    expect(reused.maskedLog).toContain(
+      "(A107P007): appid is invalid (AnyWeb's older code table: code is invalid)",
+    );
+    expectNoLeaks(unknownApp, ['some-app-secret']);
+  });
+
   it('reads a failure wrapper under an error status the same way', async () => {
     const strict = await start({ failureStatus: 400 });
     const creds = strict.registerApp();
@@ -241,6 +264,45 @@ describe('validate', () => {
     expect(rejected.exitCode).not.toBe(0);
     expect(rejected.maskedLog).toContain('AnyWeb rejects it (A107P006');
     expectNoLeaks(rejected, [forged, app.secret, token]);
+  });
+
+  it('reads the older code table’s accessToken-invalid and no-authorization codes as invalid', async () => {
+    const older = await start({ codeTable: 'older' });
+    const creds = older.registerApp();
+    const unionid = randomUUID();
+    const got = await run(
+      older,
+      exchangeInputs(older, creds, older.mintCode(creds.appid, { unionid })),
+    );
+    const inputs = {
+      operation: 'validate',
+      'client-id': creds.appid,
+      'client-secret': creds.secret,
+      'fail-on-invalid': 'false',
+    };
+    const forged = older.sign({
+      id: unionid,
+      appid: creds.appid,
+      isRefresh: true,
+      exp: 4_000_000_000,
+    });
+    const rejected = await run(older, { ...inputs, 'access-token': forged });
+    expect(rejected.exitCode).toBe(0);
+    expect(rejected.outputs.valid).toBe('false');
+    expect(rejected.maskedLog).toContain(
+      'AnyWeb rejects it (A107P004: accessToken is invalid, in its older code table)',
+    );
+    expect(rejected.outputs['expires-at']).toBe(new Date(4_000_000_000_000).toISOString());
+
+    older.deauthorize(creds.appid, unionid);
+    const withdrawn = await run(older, {
+      ...inputs,
+      'access-token': got.outputs['access-token'] ?? '',
+    });
+    expect(withdrawn.exitCode).toBe(0);
+    expect(withdrawn.outputs.valid).toBe('false');
+    expect(withdrawn.maskedLog).toContain('the user no longer authorizes this app (A107P009');
+    expectNoLeaks(rejected, [forged, creds.secret]);
   });
 
   it('wants both app credentials or neither, before any request', async () => {
