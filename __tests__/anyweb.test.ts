@@ -129,12 +129,45 @@ describe('exchange', () => {
     expectNoLeaks(unknownApp, ['some-app-secret']);
   });
 
-  it('reads a failure wrapper under an error status the same way', async () => {
-    const strict = await start({ failureStatus: 400 });
-    const creds = strict.registerApp();
-    const result = await run(strict, exchangeInputs(strict, creds, 'bad-code'));
-    expect(result.exitCode).not.toBe(0);
-    expect(result.maskedLog).toContain('POST /oauth/accessToken answered HTTP 400 (A107P009)');
+  it.each([400, 500])(
+    'reads a failure wrapper under HTTP %i the same way: English meaning and hint',
+    async (status) => {
+      const strict = await start({ failureStatus: status });
+      const creds = strict.registerApp();
+      const result = await run(strict, exchangeInputs(strict, creds, 'bad-code'));
+      expect(result.exitCode).not.toBe(0);
+      expect(result.maskedLog).toContain(
+        `POST /oauth/accessToken answered HTTP ${status} (A107P009): code is invalid`,
+      );
+      expect(result.maskedLog).toContain("get a new code from the SDK's cfx_accounts call");
+      expect(result.maskedLog).not.toContain('code无效');
+      // A code exchange is never repeated, whatever the status.
+      expect(strict.requests.filter((r) => r.path === '/oauth/accessToken')).toHaveLength(1);
+    },
+  );
+
+  it('leaves a wrapper under a retryable status to the retry policy', async () => {
+    const creds = server.registerApp();
+    const got = await run(server, exchangeInputs(server, creds, server.mintCode(creds.appid)));
+    const token = got.outputs['access-token'] ?? '';
+    const wrapper503 = { code: 'A107P006', message: 'accessToken无效', data: null };
+    server.faults.inject({
+      kind: 'status',
+      status: 503,
+      path: '/oauth/userInfo',
+      body: wrapper503,
+    });
+    const before = server.requests.length;
+    const result = await run(server, {
+      operation: 'validate',
+      'access-token': token,
+      'client-id': creds.appid,
+      'client-secret': creds.secret,
+    });
+    // userInfo is read-only, so the 503 is retried and the second answer is the real one.
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.valid).toBe('true');
+    expect(server.requests.length - before).toBe(1);
   });
 
   it('fails before any request without client-id or client-secret', async () => {

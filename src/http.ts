@@ -56,7 +56,8 @@ export interface HttpOptions {
 const DEFAULT_MAX_BYTES = 1024 * 1024;
 const MAX_REDIRECTS = 5;
 const BACKOFF_CAP_MS = 8000;
-const RETRYABLE_STATUSES = new Set([429, 502, 503, 504]);
+/** Statuses `send` retries (unless the request accepts them as answers). */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 const USER_AGENT = `fedi-token/${VERSION} (+https://github.com/fedi-token/fedi-token)`;
 
 export class Http {

@@ -5,7 +5,7 @@
  */
 import * as z from 'zod/mini';
 import { InputError, ServerError } from '../errors.ts';
-import { parseJson, type HttpRequest } from '../http.ts';
+import { RETRYABLE_STATUSES, parseJson, toServerError, type HttpRequest } from '../http.ts';
 import type { Operation, TokenConfig } from '../inputs.ts';
 import type { Provider, ProviderContext, TokenResult, TokenSet, Validation } from './provider.ts';
 
@@ -108,6 +108,14 @@ const TOKEN_REJECTED: Record<string, string> = {
     'the user no longer authorizes this app (A107P009: no authorization found, in its older code table)',
   A107P011: 'the user no longer authorizes this app (A107P011)',
 };
+
+/**
+ * Error statuses whose body is read for the wrapper, so its code gets the same English meaning
+ * and hint as under HTTP 200. Retryable statuses stay out: the retry policy decides those.
+ */
+const WRAPPER_ERROR_STATUSES = Array.from({ length: 200 }, (_, i) => 400 + i).filter(
+  (status) => !RETRYABLE_STATUSES.has(status),
+);
 
 const REFRESH_PATHS = ['open/refreshToken', 'oauth/refreshToken'];
 
@@ -282,9 +290,20 @@ async function call<T>(
     url: new URL(path, base),
     json: Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined)),
     idempotent,
+    accept: WRAPPER_ERROR_STATUSES,
   };
   const response = await ctx.http.send(request);
-  const wrapped = parseJson(request, response, wrapper);
+  let wrapped: z.infer<typeof wrapper>;
+  try {
+    wrapped = parseJson(request, response, wrapper);
+  } catch (error) {
+    // An error status without the wrapper (a proxy's page, a bare 404) is reported as any other.
+    if (response.status >= 400) throw toServerError(request, response);
+    throw error;
+  }
+  if (response.status >= 400 && String(wrapped.code) === '1000') {
+    throw toServerError(request, response);
+  }
   const data = wrapped.data;
   if (data && typeof data === 'object') {
     for (const key of ['accessToken', 'token', 'refreshToken']) {
