@@ -59,13 +59,16 @@ describe('exchange with a MiAuth session id', () => {
     expectNoLeaks(result, [session]);
   });
 
-  it('rejects a session id that would change the URL path, before any request', async () => {
-    const before = server.requests.length;
-    const result = await run({ operation: 'exchange', code: '../i/../../admin' });
-    expect(result.exitCode).not.toBe(0);
-    expect(result.maskedLog).toContain("Input 'code'");
-    expect(server.requests.length).toBe(before);
-  });
+  it.each(['../i/../../admin', '..', '.', '...', 'a/b', '%2e%2e'])(
+    'rejects the session id %p, not one plain path segment, before any request',
+    async (code) => {
+      const before = server.requests.length;
+      const result = await run({ operation: 'exchange', code });
+      expect(result.exitCode).not.toBe(0);
+      expect(result.maskedLog).toContain("Input 'code': must be a MiAuth session id");
+      expect(server.requests.length).toBe(before);
+    },
+  );
 
   it('approves through the MiAuth web page and redirects to the callback with the session', async () => {
     const session = randomUUID();
