@@ -255,6 +255,39 @@ describe('validate', () => {
     expectNoLeaks(result, [token]);
   });
 
+  it('says what it checked when the token has no exp or no unionid claim', async () => {
+    const before = server.requests.length;
+    const creds = { 'client-id': app.appid, 'client-secret': app.secret };
+    const noExp = server.sign({ id: 'u', appid: app.appid, isRefresh: false });
+    const noId = server.sign({ appid: app.appid, isRefresh: false, exp: 4_000_000_000 });
+    const bare = server.sign({ appid: app.appid, isRefresh: false });
+    const [noExpAlone, noIdWithCreds, bareWithCreds, expAlone] = await Promise.all([
+      run(server, { operation: 'validate', 'access-token': noExp }),
+      run(server, { operation: 'validate', 'access-token': noId, ...creds }),
+      run(server, { operation: 'validate', 'access-token': bare, ...creds }),
+      run(server, { operation: 'validate', 'access-token': noId }),
+    ]);
+    expect(noExpAlone.maskedLog).toContain(
+      "The token has no exp claim, so nothing could be checked locally; give 'client-id' and 'client-secret'",
+    );
+    expect(noExpAlone.maskedLog).not.toContain('Checked the token');
+    expect(noIdWithCreds.maskedLog).toContain(
+      "AnyWeb was not asked: the token has no unionid ('id') claim, which userInfo needs; only its expiry was checked locally",
+    );
+    expect(noIdWithCreds.maskedLog).not.toContain("give 'client-id'");
+    expect(bareWithCreds.maskedLog).toContain(
+      'it has no exp claim either, so nothing was checked beyond its JWT form',
+    );
+    expect(expAlone.maskedLog).toContain(
+      "Checked the token's expiry locally (2096-10-02T07:06:40.000Z); give 'client-id'",
+    );
+    expect(server.requests.length).toBe(before);
+    for (const result of [noExpAlone, noIdWithCreds, bareWithCreds, expAlone]) {
+      expect(result.exitCode).toBe(0);
+      expectNoLeaks(result, [noExp, noId, bare, app.secret]);
+    }
+  });
+
   it('confirms with userInfo when client-id and client-secret are given', async () => {
     const unionid = randomUUID();
     const address = 'cfxtest:aak6a2u06b2ww0v67xdej48rggvadfem0ecnzgapz4';

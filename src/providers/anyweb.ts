@@ -228,9 +228,7 @@ export const anywebProvider: Provider = {
       return { valid: false, reason: "it was issued to another app than 'client-id'", expiresAt };
     }
     if (!clientId || !clientSecret || !claims.id) {
-      ctx.log(
-        "Checked the token's expiry locally; give 'client-id' and 'client-secret' to have AnyWeb confirm it",
-      );
+      ctx.log(localCheckNote(Boolean(clientId && clientSecret), expiresAt));
       return {
         valid: true,
         expiresAt,
@@ -271,6 +269,20 @@ export const anywebProvider: Provider = {
     }
   },
 };
+
+/** What a validate that did not ask AnyWeb actually checked, and why it did not ask. */
+function localCheckNote(haveCredentials: boolean, expiresAt: Date | undefined): string {
+  if (!haveCredentials) {
+    const checked = expiresAt
+      ? `Checked the token's expiry locally (${expiresAt.toISOString()})`
+      : 'The token has no exp claim, so nothing could be checked locally';
+    return `${checked}; give 'client-id' and 'client-secret' to have AnyWeb confirm it`;
+  }
+  const checked = expiresAt
+    ? 'only its expiry was checked locally'
+    : 'it has no exp claim either, so nothing was checked beyond its JWT form';
+  return `AnyWeb was not asked: the token has no unionid ('id') claim, which userInfo needs; ${checked}`;
+}
 
 /**
  * POST to the API and unwrap `{code, message, data}`. Token fields are masked straight from the
