@@ -189,16 +189,47 @@ describe('platform input on the bundle', () => {
     expect(findLeaks(result, [token])).toEqual([]);
   });
 
-  it('fails inputs no detectable platform accepts before detecting', async () => {
+  it('fails inputs no detectable platform accepts before detecting, with each reason', async () => {
     const before = misskey.hits.length;
-    // Mastodon-API servers need client-id for this; Misskey has no client-credentials at all.
+    const token = misskey.issueToken('kept_user');
+    // Every operation input is there: Mastodon-API servers need the client to revoke, and
+    // Misskey cannot revoke at all, so both candidates refuse for their own reason.
     const result = await runAction('main', {
       instance: misskey.url,
-      operation: 'client-credentials',
+      operation: 'revoke',
+      'access-token': token,
     });
     expect(result.exitCode).toBe(1);
-    expect(result.stdout).toContain("::error::Input 'client-id'");
+    const error = result.stdout.split('\n').find((l) => l.startsWith('::error::'));
+    expect(error).toBe(
+      "::error::No platform that 'auto' can detect accepts these inputs. " +
+        'Misskey does not let an app revoke its own token; revoke it in the Misskey web UI: ' +
+        "Settings → API (access tokens) or Settings → Installed apps, then 'Delete'. " +
+        "Input 'client-id': is required by Mastodon-API servers to revoke a token",
+    );
     expect(misskey.hits.slice(before)).toEqual([]);
+    expect(findLeaks(result, [token])).toEqual([]);
+  });
+
+  it('names each platform when the operation input is missing on one and the operation on another', async () => {
+    const before = misskey.hits.length;
+    const result = await runAction('main', { instance: misskey.url, operation: 'refresh' });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain(
+      "::error::No platform that 'auto' can detect accepts these inputs. Misskey tokens do not expire",
+    );
+    expect(result.stdout).toContain(
+      "Mastodon-API server: Input 'refresh-token': is required for operation 'refresh'",
+    );
+    expect(misskey.hits.slice(before)).toEqual([]);
+  });
+
+  it('gives the one reason when every platform refuses for the same one', async () => {
+    const result = await runAction('main', { instance: misskey.url, operation: 'validate' });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain(
+      "::error::Input 'access-token': is required for operation 'validate'\n",
+    );
   });
 
   it('detects first when some platform accepts the inputs, then applies its rules', async () => {
