@@ -125,6 +125,38 @@ describe('detectPlatform', () => {
     expect(client.requestCount).toBe(2);
   });
 
+  it('sends each detection request once, even to a client that retries', async () => {
+    const retrying = () => new Http({ timeoutMs: 5000, maxAttempts: 3, sleep: async () => {} });
+    const busy = await startedMisskey({});
+    busy.faults.inject({ kind: 'status', status: 503, path: '/.well-known/nodeinfo', times: 5 });
+    const client = retrying();
+    await expect(detectPlatform(client, new URL(busy.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'misskey' },
+    });
+    expect(busy.hits).toEqual(['GET /.well-known/nodeinfo', 'GET /api/v1/instance']);
+    expect(client.requestCount).toBe(2);
+
+    const down = await startedMisskey({});
+    for (const path of ['/.well-known/nodeinfo', '/api/v1/instance']) {
+      down.faults.inject({ kind: 'status', status: 503, path, times: 5, retryAfter: 1 });
+    }
+    const second = retrying();
+    await expect(detectPlatform(second, new URL(down.url))).rejects.toThrow(
+      `Could not tell which server ${down.url} runs; tried /.well-known/nodeinfo (HTTP 503), ` +
+        "/api/v1/instance (HTTP 503). Set 'platform'",
+    );
+    expect(second.requestCount).toBe(2);
+
+    const brokenDocument = await startedMisskey({});
+    brokenDocument.faults.inject({ kind: 'status', status: 502, path: '/nodeinfo/2.1', times: 5 });
+    const third = retrying();
+    await expect(detectPlatform(third, new URL(brokenDocument.url))).rejects.toThrow(
+      /tried \/\.well-known\/nodeinfo and \/nodeinfo\/2\.1 \(HTTP 502\)/,
+    );
+    expect(third.requestCount).toBe(2);
+  });
+
   it('knows the AnyWeb API by its address without a request', async () => {
     const client = http();
     await expect(detectPlatform(client, new URL('https://api.anyweb.cc'))).resolves.toEqual({
@@ -153,6 +185,22 @@ describe('platform input on the bundle', () => {
       'GET /nodeinfo/2.1',
       'POST /api/i',
     ]);
+    expect(findLeaks(result, [token])).toEqual([]);
+  });
+
+  it('detection costs two requests with max-attempts 3 while nodeinfo answers 503', async () => {
+    const busy = await startedMisskey({});
+    busy.faults.inject({ kind: 'status', status: 503, path: '/.well-known/nodeinfo', times: 5 });
+    const token = busy.issueToken('busy_user');
+    const result = await runAction('main', {
+      instance: busy.url,
+      operation: 'validate',
+      'access-token': token,
+      'max-attempts': '3',
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.platform).toBe('misskey');
+    expect(busy.hits).toEqual(['GET /.well-known/nodeinfo', 'GET /api/v1/instance', 'POST /api/i']);
     expect(findLeaks(result, [token])).toEqual([]);
   });
 

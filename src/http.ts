@@ -33,6 +33,8 @@ export interface HttpRequest {
   accept?: readonly number[];
   /** How the endpoint is named in errors when its path holds a secret (a MiAuth session). */
   endpointLabel?: string;
+  /** Overrides the client's `maxAttempts` for this request (detection sends each one once). */
+  maxAttempts?: number;
 }
 
 export interface HttpResponse {
@@ -85,7 +87,7 @@ export class Http {
   /** Send a request with the retry policy; a status outside 2xx and `accept` throws ServerError. */
   async send(request: HttpRequest): Promise<HttpResponse> {
     const idempotent = request.idempotent ?? request.method === 'GET';
-    const { maxAttempts } = this.options;
+    const maxAttempts = request.maxAttempts ?? this.options.maxAttempts;
     for (let attempt = 1; ; attempt++) {
       let response: HttpResponse;
       try {
