@@ -207,6 +207,24 @@ describe('refresh', () => {
     expectNoLeaks(stale, [oldRefresh]);
   });
 
+  it.each([true, false])(
+    'outputs expires-at for the refreshed token (exp claim: %p)',
+    async (expClaim) => {
+      const other = await start({ accessLifetime: 5000, expClaim });
+      const creds = other.registerApp();
+      const got = await run(other, exchangeInputs(other, creds, other.mintCode(creds.appid)));
+      const refreshed = await run(other, {
+        operation: 'refresh',
+        'refresh-token': got.outputs['refresh-token'] ?? '',
+      });
+      expect(refreshed.exitCode).toBe(0);
+      const access = refreshed.outputs['access-token'] ?? '';
+      expect(decodeJwt(access)?.exp === undefined).toBe(!expClaim);
+      expect(expiresInSeconds(refreshed.outputs['expires-at'])).toBeGreaterThan(4990);
+      expect(expiresInSeconds(refreshed.outputs['expires-at'])).toBeLessThanOrEqual(5000);
+    },
+  );
+
   it('falls back to /oauth/refreshToken only when /open/refreshToken does not exist', async () => {
     const legacy = await start({ refreshPath: '/oauth/refreshToken' });
     const creds = legacy.registerApp();
@@ -253,6 +271,26 @@ describe('validate', () => {
     expect(stale.maskedLog).toContain('expired at 2023-11-14T22:13:20.000Z');
     expect(server.requests.length).toBe(before);
     expectNoLeaks(result, [token]);
+  });
+
+  it('reports a token that is not a JWT as invalid without asking AnyWeb', async () => {
+    const before = server.requests.length;
+    const withCreds = { 'client-id': app.appid, 'client-secret': app.secret };
+    for (const creds of [{}, withCreds] as Record<string, string>[]) {
+      const result = await run(server, {
+        operation: 'validate',
+        'access-token': 'not-a-jwt-0123456789',
+        'fail-on-invalid': 'false',
+        ...creds,
+      });
+      expect(result.exitCode).toBe(0);
+      expect(result.outputs.valid).toBe('false');
+      expect(result.maskedLog).toContain(
+        'it is not an AnyWeb access token (not a JWT with a payload)',
+      );
+      expectNoLeaks(result, ['not-a-jwt-0123456789', app.secret]);
+    }
+    expect(server.requests.length).toBe(before);
   });
 
   it('says what it checked when the token has no exp or no unionid claim', async () => {

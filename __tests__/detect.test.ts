@@ -2,6 +2,7 @@
  * platform: auto. Detection against the loopback servers, in process (counting requests) and as
  * the runner runs the bundle.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { UnsupportedError } from '../src/errors.ts';
 import { Http } from '../src/http.ts';
@@ -157,6 +158,57 @@ describe('detectPlatform', () => {
     expect(third.requestCount).toBe(2);
   });
 
+  it('falls back to /api/v1/instance when the nodeinfo index has no 2.x link', async () => {
+    const onlyOld = {
+      links: [{ rel: 'http://nodeinfo.diaspora.software/ns/schema/1.0', href: '/nodeinfo/1.0' }],
+    };
+    const bare = await startedMisskey({});
+    bare.faults.inject({
+      kind: 'status',
+      status: 200,
+      path: '/.well-known/nodeinfo',
+      body: onlyOld,
+    });
+    await expect(detectPlatform(http(), new URL(bare.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'misskey' },
+    });
+    expect(bare.hits).toEqual(['GET /.well-known/nodeinfo', 'GET /api/v1/instance']);
+
+    const anyweb = await startAnyWeb();
+    closers.push(anyweb.close);
+    anyweb.faults.inject({
+      kind: 'status',
+      status: 200,
+      path: '/.well-known/nodeinfo',
+      body: onlyOld,
+    });
+    const client = http();
+    await expect(detectPlatform(client, new URL(anyweb.url))).rejects.toThrow(
+      'tried /.well-known/nodeinfo (no nodeinfo 2.x link), ' +
+        '/api/v1/instance (HTTP 405, not a Mastodon or Misskey API)',
+    );
+    expect(client.requestCount).toBe(2);
+  });
+
+  it('takes the platform from metadata.upstream.name when the software name is unknown', async () => {
+    const fork = await startedMisskey({});
+    fork.faults.inject({
+      kind: 'status',
+      status: 200,
+      path: '/nodeinfo/2.1',
+      body: {
+        version: '2.1',
+        software: { name: 'Kitsune', version: '1.2.0' },
+        metadata: { upstream: { name: 'Misskey' } },
+      },
+    });
+    await expect(detectPlatform(http(), new URL(fork.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'kitsune', version: '1.2.0' },
+    });
+  });
+
   it('knows the AnyWeb API by its address without a request', async () => {
     const client = http();
     await expect(detectPlatform(client, new URL('https://api.anyweb.cc'))).resolves.toEqual({
@@ -278,6 +330,45 @@ describe('platform input on the bundle', () => {
     expect(result.stdout).toContain(
       "::error::Input 'access-token': is required for operation 'validate'\n",
     );
+  });
+
+  it('refuses revoke-on-exit on a Misskey server before the exchange', async () => {
+    const session = randomUUID();
+    misskey.approveMiAuth(session, { username: 'exit_user' });
+    let before = misskey.hits.length;
+    // With the client given, a Mastodon-API server would accept this: detection runs, and the
+    // Misskey answer comes before the single-use check is spent.
+    const detected = await runAction('main', {
+      instance: misskey.url,
+      operation: 'exchange',
+      code: session,
+      'client-id': 'some-client',
+      'client-secret': 'some-client-secret-value',
+      'revoke-on-exit': 'true',
+    });
+    expect(detected.exitCode).toBe(1);
+    expect(detected.stdout).toContain(
+      "::error::Input 'revoke-on-exit': Misskey does not let an app revoke its own token",
+    );
+    expect(misskey.hits.slice(before)).toEqual(['GET /.well-known/nodeinfo', 'GET /nodeinfo/2.1']);
+
+    before = misskey.hits.length;
+    // Without it, neither platform accepts the inputs, and nothing is sent.
+    const upFront = await runAction('main', {
+      instance: misskey.url,
+      operation: 'exchange',
+      code: session,
+      'revoke-on-exit': 'true',
+    });
+    expect(upFront.exitCode).toBe(1);
+    expect(upFront.stdout).toContain(
+      "::error::No platform that 'auto' can detect accepts these inputs. " +
+        "Input 'client-id': is required by Mastodon-API servers to revoke a token. " +
+        "Input 'revoke-on-exit': Misskey does not let an app revoke its own token",
+    );
+    expect(misskey.hits.slice(before)).toEqual([]);
+    expect(findLeaks(detected, [session, 'some-client-secret-value'])).toEqual([]);
+    expect(findLeaks(upFront, [session])).toEqual([]);
   });
 
   it('detects first when some platform accepts the inputs, then applies its rules', async () => {

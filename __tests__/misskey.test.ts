@@ -220,6 +220,25 @@ describe('validate', () => {
     expectNoLeaks(limited, [narrow]);
   });
 
+  it('reports a token whose account is suspended as invalid, saying so', async () => {
+    const token = server.issueToken('suspended_user', ['read:account']);
+    server.suspendUser('suspended_user');
+    const result = await run({
+      operation: 'validate',
+      'access-token': token,
+      'fail-on-invalid': 'false',
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.valid).toBe('false');
+    expect(result.maskedLog).toContain('the account that owns this token is suspended');
+    const failing = await run({ operation: 'validate', 'access-token': token });
+    expect(failing.exitCode).toBe(1);
+    expect(failing.stdout).toContain(
+      '::error::The access token is not valid: the account that owns this token is suspended',
+    );
+    expectNoLeaks(result, [token]);
+  });
+
   it('reads the error code, not the status, as older releases used 403 and 400 for these', async () => {
     const token = server.issueToken('old_release');
     const old = (status: number, code: string) => ({
