@@ -128,6 +128,12 @@ describe('the loopback Misskey itself', () => {
       error: { code: 'UNKNOWN_API_ENDPOINT', id: expect.any(String), kind: 'client' },
     });
     expect((await fetch(`${server.url}/api/i`)).status).toBe(405);
+    // Only POST is routed for the MiAuth check, so a GET is an unknown endpoint, not a 405.
+    const getCheck = await fetch(`${server.url}/api/miauth/${randomUUID()}/check`);
+    expect(getCheck.status).toBe(404);
+    expect(await getCheck.json()).toMatchObject({ error: { code: 'UNKNOWN_API_ENDPOINT' } });
+    const postCheck = await post(`/api/miauth/${randomUUID()}/check`);
+    expect(await postCheck.json()).toEqual({ ok: false });
   });
 });
 

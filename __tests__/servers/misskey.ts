@@ -275,7 +275,9 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
 
   async function api(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     const spec = endpoints.get(name);
-    const isMiAuthCheck = /^miauth\/[^/]+\/check$/.test(name);
+    // Endpoints are registered for every method (GET answers 405 unless allowed); the MiAuth
+    // check is a POST-only route, so other methods reach the catch-all 404.
+    const isMiAuthCheck = req.method === 'POST' && /^miauth\/[^/]+\/check$/.test(name);
     if (!spec && !isMiAuthCheck) {
       await readBody(req).catch(() => undefined);
       return misskeyError(res, 404, 'UNKNOWN_API_ENDPOINT', 'Unknown API endpoint.');
