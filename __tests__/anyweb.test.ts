@@ -106,12 +106,68 @@ describe('exchange', () => {
     expectNoLeaks(wrongSecret, ['not-the-secret', app.secret]);
   });
 
-  it('reads a failure wrapper under an error status the same way', async () => {
-    const strict = await start({ failureStatus: 400 });
-    const creds = strict.registerApp();
-    const result = await run(strict, exchangeInputs(strict, creds, 'bad-code'));
-    expect(result.exitCode).not.toBe(0);
-    expect(result.maskedLog).toContain('POST /oauth/accessToken answered HTTP 400 (A107P009)');
+  it('gives both meanings of a code that AnyWeb’s two code tables read differently', async () => {
+    const unknownApp = await run(server, {
+      ...exchangeInputs(server, { appid: randomUUID(), secret: 'some-app-secret' }, 'c0de'),
+    });
+    expect(unknownApp.exitCode).not.toBe(0);
+    expect(unknownApp.maskedLog).toContain(
+      `${server.url} POST /oauth/accessToken answered HTTP 200 (A107P007): appid is invalid ` +
+        "(AnyWeb's older code table: code is invalid). Check 'client-id' (the appid)",
+    );
+    expect(unknownApp.maskedLog).toContain('if they are right, the code is wrong, expired or used');
+
+    const older = await start({ codeTable: 'older' });
+    const creds = older.registerApp();
+    const code = older.mintCode(creds.appid);
+    expect((await run(older, exchangeInputs(older, creds, code))).exitCode).toBe(0);
+    const reused = await run(older, exchangeInputs(older, creds, code));
+    expect(reused.exitCode).not.toBe(0);
+    expect(reused.maskedLog).toContain(
+      "(A107P007): appid is invalid (AnyWeb's older code table: code is invalid)",
+    );
+    expectNoLeaks(unknownApp, ['some-app-secret']);
+  });
+
+  it.each([400, 500])(
+    'reads a failure wrapper under HTTP %i the same way: English meaning and hint',
+    async (status) => {
+      const strict = await start({ failureStatus: status });
+      const creds = strict.registerApp();
+      const result = await run(strict, exchangeInputs(strict, creds, 'bad-code'));
+      expect(result.exitCode).not.toBe(0);
+      expect(result.maskedLog).toContain(
+        `POST /oauth/accessToken answered HTTP ${status} (A107P009): code is invalid`,
+      );
+      expect(result.maskedLog).toContain("get a new code from the SDK's cfx_accounts call");
+      expect(result.maskedLog).not.toContain('code无效');
+      // A code exchange is never repeated, whatever the status.
+      expect(strict.requests.filter((r) => r.path === '/oauth/accessToken')).toHaveLength(1);
+    },
+  );
+
+  it('leaves a wrapper under a retryable status to the retry policy', async () => {
+    const creds = server.registerApp();
+    const got = await run(server, exchangeInputs(server, creds, server.mintCode(creds.appid)));
+    const token = got.outputs['access-token'] ?? '';
+    const wrapper503 = { code: 'A107P006', message: 'accessToken无效', data: null };
+    server.faults.inject({
+      kind: 'status',
+      status: 503,
+      path: '/oauth/userInfo',
+      body: wrapper503,
+    });
+    const before = server.requests.length;
+    const result = await run(server, {
+      operation: 'validate',
+      'access-token': token,
+      'client-id': creds.appid,
+      'client-secret': creds.secret,
+    });
+    // userInfo is read-only, so the 503 is retried and the second answer is the real one.
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.valid).toBe('true');
+    expect(server.requests.length - before).toBe(1);
   });
 
   it('fails before any request without client-id or client-secret', async () => {
@@ -150,6 +206,24 @@ describe('refresh', () => {
     expect(stale.maskedLog).toContain('already used');
     expectNoLeaks(stale, [oldRefresh]);
   });
+
+  it.each([true, false])(
+    'outputs expires-at for the refreshed token (exp claim: %p)',
+    async (expClaim) => {
+      const other = await start({ accessLifetime: 5000, expClaim });
+      const creds = other.registerApp();
+      const got = await run(other, exchangeInputs(other, creds, other.mintCode(creds.appid)));
+      const refreshed = await run(other, {
+        operation: 'refresh',
+        'refresh-token': got.outputs['refresh-token'] ?? '',
+      });
+      expect(refreshed.exitCode).toBe(0);
+      const access = refreshed.outputs['access-token'] ?? '';
+      expect(decodeJwt(access)?.exp === undefined).toBe(!expClaim);
+      expect(expiresInSeconds(refreshed.outputs['expires-at'])).toBeGreaterThan(4990);
+      expect(expiresInSeconds(refreshed.outputs['expires-at'])).toBeLessThanOrEqual(5000);
+    },
+  );
 
   it('falls back to /oauth/refreshToken only when /open/refreshToken does not exist', async () => {
     const legacy = await start({ refreshPath: '/oauth/refreshToken' });
@@ -199,6 +273,59 @@ describe('validate', () => {
     expectNoLeaks(result, [token]);
   });
 
+  it('reports a token that is not a JWT as invalid without asking AnyWeb', async () => {
+    const before = server.requests.length;
+    const withCreds = { 'client-id': app.appid, 'client-secret': app.secret };
+    for (const creds of [{}, withCreds] as Record<string, string>[]) {
+      const result = await run(server, {
+        operation: 'validate',
+        'access-token': 'not-a-jwt-0123456789',
+        'fail-on-invalid': 'false',
+        ...creds,
+      });
+      expect(result.exitCode).toBe(0);
+      expect(result.outputs.valid).toBe('false');
+      expect(result.maskedLog).toContain(
+        'it is not an AnyWeb access token (not a JWT with a payload)',
+      );
+      expectNoLeaks(result, ['not-a-jwt-0123456789', app.secret]);
+    }
+    expect(server.requests.length).toBe(before);
+  });
+
+  it('says what it checked when the token has no exp or no unionid claim', async () => {
+    const before = server.requests.length;
+    const creds = { 'client-id': app.appid, 'client-secret': app.secret };
+    const noExp = server.sign({ id: 'u', appid: app.appid, isRefresh: false });
+    const noId = server.sign({ appid: app.appid, isRefresh: false, exp: 4_000_000_000 });
+    const bare = server.sign({ appid: app.appid, isRefresh: false });
+    const [noExpAlone, noIdWithCreds, bareWithCreds, expAlone] = await Promise.all([
+      run(server, { operation: 'validate', 'access-token': noExp }),
+      run(server, { operation: 'validate', 'access-token': noId, ...creds }),
+      run(server, { operation: 'validate', 'access-token': bare, ...creds }),
+      run(server, { operation: 'validate', 'access-token': noId }),
+    ]);
+    expect(noExpAlone.maskedLog).toContain(
+      "The token has no exp claim, so nothing could be checked locally; give 'client-id' and 'client-secret'",
+    );
+    expect(noExpAlone.maskedLog).not.toContain('Checked the token');
+    expect(noIdWithCreds.maskedLog).toContain(
+      "AnyWeb was not asked: the token has no unionid ('id') claim, which userInfo needs; only its expiry was checked locally",
+    );
+    expect(noIdWithCreds.maskedLog).not.toContain("give 'client-id'");
+    expect(bareWithCreds.maskedLog).toContain(
+      'it has no exp claim either, so nothing was checked beyond its JWT form',
+    );
+    expect(expAlone.maskedLog).toContain(
+      "Checked the token's expiry locally (2096-10-02T07:06:40.000Z); give 'client-id'",
+    );
+    expect(server.requests.length).toBe(before);
+    for (const result of [noExpAlone, noIdWithCreds, bareWithCreds, expAlone]) {
+      expect(result.exitCode).toBe(0);
+      expectNoLeaks(result, [noExp, noId, bare, app.secret]);
+    }
+  });
+
   it('confirms with userInfo when client-id and client-secret are given', async () => {
     const unionid = randomUUID();
     const address = 'cfxtest:aak6a2u06b2ww0v67xdej48rggvadfem0ecnzgapz4';
@@ -241,6 +368,45 @@ describe('validate', () => {
     expect(rejected.exitCode).not.toBe(0);
     expect(rejected.maskedLog).toContain('AnyWeb rejects it (A107P006');
     expectNoLeaks(rejected, [forged, app.secret, token]);
+  });
+
+  it('reads the older code table’s accessToken-invalid and no-authorization codes as invalid', async () => {
+    const older = await start({ codeTable: 'older' });
+    const creds = older.registerApp();
+    const unionid = randomUUID();
+    const got = await run(
+      older,
+      exchangeInputs(older, creds, older.mintCode(creds.appid, { unionid })),
+    );
+    const inputs = {
+      operation: 'validate',
+      'client-id': creds.appid,
+      'client-secret': creds.secret,
+      'fail-on-invalid': 'false',
+    };
+    const forged = older.sign({
+      id: unionid,
+      appid: creds.appid,
+      isRefresh: true,
+      exp: 4_000_000_000,
+    });
+    const rejected = await run(older, { ...inputs, 'access-token': forged });
+    expect(rejected.exitCode).toBe(0);
+    expect(rejected.outputs.valid).toBe('false');
+    expect(rejected.maskedLog).toContain(
+      'AnyWeb rejects it (A107P004: accessToken is invalid, in its older code table)',
+    );
+    expect(rejected.outputs['expires-at']).toBe(new Date(4_000_000_000_000).toISOString());
+
+    older.deauthorize(creds.appid, unionid);
+    const withdrawn = await run(older, {
+      ...inputs,
+      'access-token': got.outputs['access-token'] ?? '',
+    });
+    expect(withdrawn.exitCode).toBe(0);
+    expect(withdrawn.outputs.valid).toBe('false');
+    expect(withdrawn.maskedLog).toContain('the user no longer authorizes this app (A107P009');
+    expectNoLeaks(rejected, [forged, creds.secret]);
   });
 
   it('wants both app credentials or neither, before any request', async () => {

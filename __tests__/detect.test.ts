@@ -2,6 +2,7 @@
  * platform: auto. Detection against the loopback servers, in process (counting requests) and as
  * the runner runs the bundle.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { UnsupportedError } from '../src/errors.ts';
 import { Http } from '../src/http.ts';
@@ -125,6 +126,89 @@ describe('detectPlatform', () => {
     expect(client.requestCount).toBe(2);
   });
 
+  it('sends each detection request once, even to a client that retries', async () => {
+    const retrying = () => new Http({ timeoutMs: 5000, maxAttempts: 3, sleep: async () => {} });
+    const busy = await startedMisskey({});
+    busy.faults.inject({ kind: 'status', status: 503, path: '/.well-known/nodeinfo', times: 5 });
+    const client = retrying();
+    await expect(detectPlatform(client, new URL(busy.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'misskey' },
+    });
+    expect(busy.hits).toEqual(['GET /.well-known/nodeinfo', 'GET /api/v1/instance']);
+    expect(client.requestCount).toBe(2);
+
+    const down = await startedMisskey({});
+    for (const path of ['/.well-known/nodeinfo', '/api/v1/instance']) {
+      down.faults.inject({ kind: 'status', status: 503, path, times: 5, retryAfter: 1 });
+    }
+    const second = retrying();
+    await expect(detectPlatform(second, new URL(down.url))).rejects.toThrow(
+      `Could not tell which server ${down.url} runs; tried /.well-known/nodeinfo (HTTP 503), ` +
+        "/api/v1/instance (HTTP 503). Set 'platform'",
+    );
+    expect(second.requestCount).toBe(2);
+
+    const brokenDocument = await startedMisskey({});
+    brokenDocument.faults.inject({ kind: 'status', status: 502, path: '/nodeinfo/2.1', times: 5 });
+    const third = retrying();
+    await expect(detectPlatform(third, new URL(brokenDocument.url))).rejects.toThrow(
+      /tried \/\.well-known\/nodeinfo and \/nodeinfo\/2\.1 \(HTTP 502\)/,
+    );
+    expect(third.requestCount).toBe(2);
+  });
+
+  it('falls back to /api/v1/instance when the nodeinfo index has no 2.x link', async () => {
+    const onlyOld = {
+      links: [{ rel: 'http://nodeinfo.diaspora.software/ns/schema/1.0', href: '/nodeinfo/1.0' }],
+    };
+    const bare = await startedMisskey({});
+    bare.faults.inject({
+      kind: 'status',
+      status: 200,
+      path: '/.well-known/nodeinfo',
+      body: onlyOld,
+    });
+    await expect(detectPlatform(http(), new URL(bare.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'misskey' },
+    });
+    expect(bare.hits).toEqual(['GET /.well-known/nodeinfo', 'GET /api/v1/instance']);
+
+    const anyweb = await startAnyWeb();
+    closers.push(anyweb.close);
+    anyweb.faults.inject({
+      kind: 'status',
+      status: 200,
+      path: '/.well-known/nodeinfo',
+      body: onlyOld,
+    });
+    const client = http();
+    await expect(detectPlatform(client, new URL(anyweb.url))).rejects.toThrow(
+      'tried /.well-known/nodeinfo (no nodeinfo 2.x link), ' +
+        '/api/v1/instance (HTTP 405, not a Mastodon or Misskey API)',
+    );
+    expect(client.requestCount).toBe(2);
+  });
+
+  it('takes the platform from metadata.upstream.name when the software name is unknown', async () => {
+    const fork = await startedMisskey({});
+    fork.faults.inject({
+      kind: 'status',
+      status: 200,
+      path: '/nodeinfo/2.1',
+      body: {
+        version: '2.1',
+        software: { name: 'Kitsune', version: '1.2.0' },
+        metadata: { upstream: { name: 'Misskey' } },
+      },
+    });
+    await expect(detectPlatform(http(), new URL(fork.url))).resolves.toEqual({
+      platform: 'misskey',
+      software: { name: 'kitsune', version: '1.2.0' },
+    });
+  });
+
   it('knows the AnyWeb API by its address without a request', async () => {
     const client = http();
     await expect(detectPlatform(client, new URL('https://api.anyweb.cc'))).resolves.toEqual({
@@ -153,6 +237,22 @@ describe('platform input on the bundle', () => {
       'GET /nodeinfo/2.1',
       'POST /api/i',
     ]);
+    expect(findLeaks(result, [token])).toEqual([]);
+  });
+
+  it('detection costs two requests with max-attempts 3 while nodeinfo answers 503', async () => {
+    const busy = await startedMisskey({});
+    busy.faults.inject({ kind: 'status', status: 503, path: '/.well-known/nodeinfo', times: 5 });
+    const token = busy.issueToken('busy_user');
+    const result = await runAction('main', {
+      instance: busy.url,
+      operation: 'validate',
+      'access-token': token,
+      'max-attempts': '3',
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.platform).toBe('misskey');
+    expect(busy.hits).toEqual(['GET /.well-known/nodeinfo', 'GET /api/v1/instance', 'POST /api/i']);
     expect(findLeaks(result, [token])).toEqual([]);
   });
 
@@ -189,16 +289,86 @@ describe('platform input on the bundle', () => {
     expect(findLeaks(result, [token])).toEqual([]);
   });
 
-  it('fails inputs no detectable platform accepts before detecting', async () => {
+  it('fails inputs no detectable platform accepts before detecting, with each reason', async () => {
     const before = misskey.hits.length;
-    // Mastodon-API servers need client-id for this; Misskey has no client-credentials at all.
+    const token = misskey.issueToken('kept_user');
+    // Every operation input is there: Mastodon-API servers need the client to revoke, and
+    // Misskey cannot revoke at all, so both candidates refuse for their own reason.
     const result = await runAction('main', {
       instance: misskey.url,
-      operation: 'client-credentials',
+      operation: 'revoke',
+      'access-token': token,
     });
     expect(result.exitCode).toBe(1);
-    expect(result.stdout).toContain("::error::Input 'client-id'");
+    const error = result.stdout.split('\n').find((l) => l.startsWith('::error::'));
+    expect(error).toBe(
+      "::error::No platform that 'auto' can detect accepts these inputs. " +
+        'Misskey does not let an app revoke its own token; revoke it in the Misskey web UI: ' +
+        "Settings → API (access tokens) or Settings → Installed apps, then 'Delete'. " +
+        "Input 'client-id': is required by Mastodon-API servers to revoke a token",
+    );
     expect(misskey.hits.slice(before)).toEqual([]);
+    expect(findLeaks(result, [token])).toEqual([]);
+  });
+
+  it('names each platform when the operation input is missing on one and the operation on another', async () => {
+    const before = misskey.hits.length;
+    const result = await runAction('main', { instance: misskey.url, operation: 'refresh' });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain(
+      "::error::No platform that 'auto' can detect accepts these inputs. Misskey tokens do not expire",
+    );
+    expect(result.stdout).toContain(
+      "Mastodon-API server: Input 'refresh-token': is required for operation 'refresh'",
+    );
+    expect(misskey.hits.slice(before)).toEqual([]);
+  });
+
+  it('gives the one reason when every platform refuses for the same one', async () => {
+    const result = await runAction('main', { instance: misskey.url, operation: 'validate' });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain(
+      "::error::Input 'access-token': is required for operation 'validate'\n",
+    );
+  });
+
+  it('refuses revoke-on-exit on a Misskey server before the exchange', async () => {
+    const session = randomUUID();
+    misskey.approveMiAuth(session, { username: 'exit_user' });
+    let before = misskey.hits.length;
+    // With the client given, a Mastodon-API server would accept this: detection runs, and the
+    // Misskey answer comes before the single-use check is spent.
+    const detected = await runAction('main', {
+      instance: misskey.url,
+      operation: 'exchange',
+      code: session,
+      'client-id': 'some-client',
+      'client-secret': 'some-client-secret-value',
+      'revoke-on-exit': 'true',
+    });
+    expect(detected.exitCode).toBe(1);
+    expect(detected.stdout).toContain(
+      "::error::Input 'revoke-on-exit': Misskey does not let an app revoke its own token",
+    );
+    expect(misskey.hits.slice(before)).toEqual(['GET /.well-known/nodeinfo', 'GET /nodeinfo/2.1']);
+
+    before = misskey.hits.length;
+    // Without it, neither platform accepts the inputs, and nothing is sent.
+    const upFront = await runAction('main', {
+      instance: misskey.url,
+      operation: 'exchange',
+      code: session,
+      'revoke-on-exit': 'true',
+    });
+    expect(upFront.exitCode).toBe(1);
+    expect(upFront.stdout).toContain(
+      "::error::No platform that 'auto' can detect accepts these inputs. " +
+        "Input 'client-id': is required by Mastodon-API servers to revoke a token. " +
+        "Input 'revoke-on-exit': Misskey does not let an app revoke its own token",
+    );
+    expect(misskey.hits.slice(before)).toEqual([]);
+    expect(findLeaks(detected, [session, 'some-client-secret-value'])).toEqual([]);
+    expect(findLeaks(upFront, [session])).toEqual([]);
   });
 
   it('detects first when some platform accepts the inputs, then applies its rules', async () => {

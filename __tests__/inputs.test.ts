@@ -97,6 +97,52 @@ describe('bad inputs through the bundle', () => {
     });
     expect(server.requests).toEqual([]);
   });
+
+  // The operation's own inputs are left out: the platform's answer is the useful one.
+  const unsupported: [string, Record<string, string>, RegExp][] = [
+    [
+      'misskey refresh',
+      { platform: 'misskey', operation: 'refresh' },
+      /^::error::Misskey tokens do not expire and have no refresh token; keep using the token/,
+    ],
+    [
+      'misskey client-credentials',
+      { platform: 'misskey', operation: 'client-credentials' },
+      /^::error::Misskey has no app-only tokens; get a user token with 'exchange'/,
+    ],
+    [
+      'misskey revoke',
+      { platform: 'misskey', operation: 'revoke' },
+      /^::error::Misskey does not let an app revoke its own token; revoke it in the Misskey web UI/,
+    ],
+    [
+      'anyweb client-credentials',
+      { platform: 'anyweb', operation: 'client-credentials' },
+      /^::error::AnyWeb issues user tokens only; use 'exchange' with a code/,
+    ],
+    [
+      'anyweb revoke',
+      { platform: 'anyweb', operation: 'revoke' },
+      /^::error::AnyWeb has no token revocation; access tokens expire on their own/,
+    ],
+  ];
+
+  it('names the platform and the alternative for an unsupported operation before any input it lacks', async () => {
+    const runs = await Promise.all(
+      unsupported.map(([, inputs]) => runAction('main', { instance: server.url, ...inputs })),
+    );
+    runs.forEach((run, i) => {
+      const [name, , expected] = unsupported[i] ?? ['', {}, /$^/];
+      const error = run.stdout.split('\n').find((l) => l.startsWith('::error::')) ?? '';
+      expect({ name, exitCode: run.exitCode, error }).toEqual({
+        name,
+        exitCode: 1,
+        error: expect.stringMatching(expected),
+      });
+      expect(error).not.toContain("Input '");
+    });
+    expect(server.requests).toEqual([]);
+  });
 });
 
 describe('parseTokenInputs', () => {

@@ -59,13 +59,16 @@ describe('exchange with a MiAuth session id', () => {
     expectNoLeaks(result, [session]);
   });
 
-  it('rejects a session id that would change the URL path, before any request', async () => {
-    const before = server.requests.length;
-    const result = await run({ operation: 'exchange', code: '../i/../../admin' });
-    expect(result.exitCode).not.toBe(0);
-    expect(result.maskedLog).toContain("Input 'code'");
-    expect(server.requests.length).toBe(before);
-  });
+  it.each(['../i/../../admin', '..', '.', '...', 'a/b', '%2e%2e'])(
+    'rejects the session id %p, not one plain path segment, before any request',
+    async (code) => {
+      const before = server.requests.length;
+      const result = await run({ operation: 'exchange', code });
+      expect(result.exitCode).not.toBe(0);
+      expect(result.maskedLog).toContain("Input 'code': must be a MiAuth session id");
+      expect(server.requests.length).toBe(before);
+    },
+  );
 
   it('approves through the MiAuth web page and redirects to the callback with the session', async () => {
     const session = randomUUID();
@@ -125,6 +128,12 @@ describe('the loopback Misskey itself', () => {
       error: { code: 'UNKNOWN_API_ENDPOINT', id: expect.any(String), kind: 'client' },
     });
     expect((await fetch(`${server.url}/api/i`)).status).toBe(405);
+    // Only POST is routed for the MiAuth check, so a GET is an unknown endpoint, not a 405.
+    const getCheck = await fetch(`${server.url}/api/miauth/${randomUUID()}/check`);
+    expect(getCheck.status).toBe(404);
+    expect(await getCheck.json()).toMatchObject({ error: { code: 'UNKNOWN_API_ENDPOINT' } });
+    const postCheck = await post(`/api/miauth/${randomUUID()}/check`);
+    expect(await postCheck.json()).toEqual({ ok: false });
   });
 });
 
@@ -215,6 +224,25 @@ describe('validate', () => {
     expect(limited.outputs.username).toBe('');
     expect(limited.maskedLog).toContain('lacks the read:account permission');
     expectNoLeaks(limited, [narrow]);
+  });
+
+  it('reports a token whose account is suspended as invalid, saying so', async () => {
+    const token = server.issueToken('suspended_user', ['read:account']);
+    server.suspendUser('suspended_user');
+    const result = await run({
+      operation: 'validate',
+      'access-token': token,
+      'fail-on-invalid': 'false',
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs.valid).toBe('false');
+    expect(result.maskedLog).toContain('the account that owns this token is suspended');
+    const failing = await run({ operation: 'validate', 'access-token': token });
+    expect(failing.exitCode).toBe(1);
+    expect(failing.stdout).toContain(
+      '::error::The access token is not valid: the account that owns this token is suspended',
+    );
+    expectNoLeaks(result, [token]);
   });
 
   it('reads the error code, not the status, as older releases used 403 and 400 for these', async () => {

@@ -33,6 +33,8 @@ export interface HttpRequest {
   accept?: readonly number[];
   /** How the endpoint is named in errors when its path holds a secret (a MiAuth session). */
   endpointLabel?: string;
+  /** Overrides the client's `maxAttempts` for this request (detection sends each one once). */
+  maxAttempts?: number;
 }
 
 export interface HttpResponse {
@@ -56,7 +58,8 @@ export interface HttpOptions {
 const DEFAULT_MAX_BYTES = 1024 * 1024;
 const MAX_REDIRECTS = 5;
 const BACKOFF_CAP_MS = 8000;
-const RETRYABLE_STATUSES = new Set([429, 502, 503, 504]);
+/** Statuses `send` retries (unless the request accepts them as answers). */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 const USER_AGENT = `fedi-token/${VERSION} (+https://github.com/fedi-token/fedi-token)`;
 
 export class Http {
@@ -84,7 +87,7 @@ export class Http {
   /** Send a request with the retry policy; a status outside 2xx and `accept` throws ServerError. */
   async send(request: HttpRequest): Promise<HttpResponse> {
     const idempotent = request.idempotent ?? request.method === 'GET';
-    const { maxAttempts } = this.options;
+    const maxAttempts = request.maxAttempts ?? this.options.maxAttempts;
     for (let attempt = 1; ; attempt++) {
       let response: HttpResponse;
       try {

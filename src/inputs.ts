@@ -68,13 +68,30 @@ export interface TokenConfig {
 }
 
 /** What each operation cannot do without, whatever the platform. */
-const REQUIRED_BY_OPERATION: Record<Operation, readonly string[]> = {
-  exchange: ['code'],
-  'client-credentials': ['client-id', 'client-secret'],
-  refresh: ['refresh-token'],
-  validate: ['access-token'],
-  revoke: ['access-token'],
-};
+const REQUIRED_BY_OPERATION: Record<Operation, readonly (readonly [string, keyof TokenConfig])[]> =
+  {
+    exchange: [['code', 'code']],
+    'client-credentials': [
+      ['client-id', 'clientId'],
+      ['client-secret', 'clientSecret'],
+    ],
+    refresh: [['refresh-token', 'refreshToken']],
+    validate: [['access-token', 'accessToken']],
+    revoke: [['access-token', 'accessToken']],
+  };
+
+/**
+ * The inputs `config.operation` needs on every platform. Not part of parseTokenInputs: a platform
+ * that lacks the operation says so first (operations.ts), since its alternative is the useful
+ * answer, not a demand for an input the operation would need elsewhere.
+ */
+export function checkRequiredInputs(config: TokenConfig): void {
+  for (const [name, key] of REQUIRED_BY_OPERATION[config.operation]) {
+    if (!config[key]) {
+      throw new InputError(name, `is required for operation '${config.operation}'`);
+    }
+  }
+}
 
 const TOKEN_OBTAINING: readonly Operation[] = ['exchange', 'client-credentials', 'refresh'];
 const SECRET_INPUTS = [
@@ -110,12 +127,6 @@ export function parseTokenInputs(source: InputSource = actionInputs): TokenConfi
       'is required: the server base URL, e.g. https://social.example' +
         (platform === 'oauth2' ? " (or give 'token-endpoint')" : ''),
     );
-  }
-
-  for (const name of REQUIRED_BY_OPERATION[operation]) {
-    if (!read(name)) {
-      throw new InputError(name, `is required for operation '${operation}'`);
-    }
   }
 
   const redirectUri = read('redirect-uri') ?? OOB_REDIRECT_URI;

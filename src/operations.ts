@@ -4,7 +4,7 @@
  */
 import { InputError, UnsupportedError } from './errors.ts';
 import { Http } from './http.ts';
-import type { Operation, Platform, TokenConfig } from './inputs.ts';
+import { checkRequiredInputs, type Operation, type Platform, type TokenConfig } from './inputs.ts';
 import type { OperationResult } from './publish.ts';
 import { detectPlatform } from './providers/detect.ts';
 import type { Provider, ProviderContext, Software } from './providers/provider.ts';
@@ -48,6 +48,7 @@ function rejection(provider: Provider, config: TokenConfig): Error | undefined {
     return new UnsupportedError(provider.unsupported(config.operation));
   }
   try {
+    checkRequiredInputs(config);
     provider.checkInputs(config.operation, config);
   } catch (error) {
     if (error instanceof InputError) return error;
@@ -59,6 +60,28 @@ function rejection(provider: Provider, config: TokenConfig): Error | undefined {
   return undefined;
 }
 
+/**
+ * With `auto`, every platform detection could find refuses the config: one reason each, the
+ * platforms that lack the operation first, since no input can change their answer.
+ */
+function noCandidateAccepts(refused: { provider: Provider; error: Error }[]): Error {
+  const [first] = refused;
+  if (!first) throw new Error('noCandidateAccepts needs at least one rejection');
+  if (refused.every(({ error }) => error.message === first.error.message)) return first.error;
+  const reasons = [...refused]
+    .sort(
+      (a, b) =>
+        Number(b.error instanceof UnsupportedError) - Number(a.error instanceof UnsupportedError),
+    )
+    .map(({ provider, error }) => {
+      const reason = error.message.replace(/\.$/, '');
+      return reason.includes(provider.title) ? reason : `${provider.title}: ${reason}`;
+    });
+  return new UnsupportedError(
+    `No platform that 'auto' can detect accepts these inputs. ${reasons.join('. ')}`,
+  );
+}
+
 /** Find the platform (detecting it only for `auto`), then check the platform's own inputs. */
 export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Resolved> {
   const http =
@@ -68,8 +91,12 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
   let software: Software | undefined;
   if (config.platform === 'auto') {
     // Detection costs requests; inputs that no detectable platform accepts fail before them.
-    const rejections = DETECTABLE.map((candidate) => rejection(providerFor(candidate), config));
-    if (rejections.every(Boolean)) throw rejections[0];
+    const refused = DETECTABLE.flatMap((candidate) => {
+      const provider = providerFor(candidate);
+      const error = rejection(provider, config);
+      return error ? [{ provider, error }] : [];
+    });
+    if (refused.length === DETECTABLE.length) throw noCandidateAccepts(refused);
     ({ platform, software } = await detectPlatform(http, instance));
     runtime.log(
       `Detected ${platform}${software ? ` (${software.name})` : ''} at ${instance.origin}`,
@@ -142,13 +169,16 @@ export async function revokeWith(
   accessToken: string,
   runtime: Runtime,
 ): Promise<void> {
-  const { provider, ctx } = await resolve({ ...config, platform, operation: 'revoke' }, runtime);
+  const { provider, ctx } = await resolve(
+    { ...config, platform, operation: 'revoke', accessToken },
+    runtime,
+  );
   if (!provider.revoke) throw new UnsupportedError(provider.unsupported('revoke'));
   await provider.revoke(ctx, accessToken);
 }
 
 function required(value: string | undefined): string {
-  // inputs.ts guarantees these for the operations that use them.
+  // checkRequiredInputs guarantees these for the operations that use them.
   if (value === undefined) throw new Error('missing value that inputs.ts should have required');
   return value;
 }

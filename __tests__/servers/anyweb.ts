@@ -29,6 +29,12 @@ export interface AnyWebOptions {
    * (the server still enforces the lifetime).
    */
   expClaim?: boolean;
+  /**
+   * Which of the wiki's two code tables failures use. `older` renumbers the failures it names
+   * (accessToken, appid, unionid and code invalid, no authorization); it has no secret or
+   * refresh-token codes, so those keep the current ones.
+   */
+  codeTable?: 'current' | 'older';
 }
 
 export interface AnyWebRequest {
@@ -56,6 +62,28 @@ export interface AnyWebServer {
   deauthorize(appid: string, unionid: string): void;
 }
 
+const CURRENT_CODES = {
+  accessTokenEmpty: 'A107P001',
+  appidEmpty: 'A107P002',
+  unionidEmpty: 'A107P003',
+  secretEmpty: 'A107P004',
+  secretInvalid: 'A107P005',
+  accessTokenInvalid: 'A107P006',
+  appidInvalid: 'A107P007',
+  unionidInvalid: 'A107P008',
+  codeInvalid: 'A107P009',
+  notAuthorized: 'A107P011',
+  refreshTokenInvalid: 'A107B013',
+};
+const OLDER_CODES: typeof CURRENT_CODES = {
+  ...CURRENT_CODES,
+  accessTokenInvalid: 'A107P004',
+  appidInvalid: 'A107P005',
+  unionidInvalid: 'A107P006',
+  codeInvalid: 'A107P007',
+  notAuthorized: 'A107P009',
+};
+
 const CODE_LIFETIME_MS = 5 * 60 * 1000;
 const REFRESH_LIFETIME_S = 30 * 24 * 3600;
 
@@ -64,6 +92,7 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
   const refreshPath = options.refreshPath ?? '/open/refreshToken';
   const accessLifetime = options.accessLifetime ?? 7200;
   const failureStatus = options.failureStatus ?? 200;
+  const failCode = options.codeTable === 'older' ? OLDER_CODES : CURRENT_CODES;
   const key = randomBytes(32);
   const apps = new Map<string, string>();
   const codes = new Map<
@@ -129,10 +158,10 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
   function checkApp(res: ServerResponse, body: Record<string, unknown>): string | undefined {
     const appid = typeof body.appid === 'string' ? body.appid : '';
     const secret = typeof body.secret === 'string' ? body.secret : '';
-    if (!appid) return void fail(res, 'A107P002', 'appid为空');
-    if (!secret) return void fail(res, 'A107P004', 'secret为空');
-    if (!apps.has(appid)) return void fail(res, 'A107P007', 'appid无效');
-    if (apps.get(appid) !== secret) return void fail(res, 'A107P005', 'secret无效');
+    if (!appid) return void fail(res, failCode.appidEmpty, 'appid为空');
+    if (!secret) return void fail(res, failCode.secretEmpty, 'secret为空');
+    if (!apps.has(appid)) return void fail(res, failCode.appidInvalid, 'appid无效');
+    if (apps.get(appid) !== secret) return void fail(res, failCode.secretInvalid, 'secret无效');
     return appid;
   }
 
@@ -147,7 +176,7 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
       if (!appid) return;
       const code = codes.get(String(body.code ?? ''));
       if (!code || code.appid !== appid || code.expires <= Date.now()) {
-        return fail(res, 'A107P009', 'code无效');
+        return fail(res, failCode.codeInvalid, 'code无效');
       }
       codes.delete(String(body.code));
       grants.set(grantKey(appid, code.user.unionid), { user: code.user, scopes: code.scopes });
@@ -184,11 +213,12 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
       const token = body.refreshToken;
       const claims = verify(token);
       if (!claims || claims.isRefresh !== true || spentRefresh.has(String(token))) {
-        return fail(res, 'A107B013', 'refreshToken无效');
+        return fail(res, failCode.refreshTokenInvalid, 'refreshToken无效');
       }
       const appid = String(claims.appid);
       const unionid = String(claims.id);
-      if (!grants.has(grantKey(appid, unionid))) return fail(res, 'A107P011', '用户未授权');
+      if (!grants.has(grantKey(appid, unionid)))
+        return fail(res, failCode.notAuthorized, '用户未授权');
       spentRefresh.add(String(token));
       const pair = tokenPair(appid, unionid);
       return ok(res, {
@@ -200,17 +230,17 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
     }
 
     if (path === '/oauth/userInfo') {
-      if (!body.accessToken) return fail(res, 'A107P001', 'accessToken为空');
+      if (!body.accessToken) return fail(res, failCode.accessTokenEmpty, 'accessToken为空');
       const appid = checkApp(res, body);
       if (!appid) return;
-      if (!body.unionid) return fail(res, 'A107P003', 'unionid为空');
+      if (!body.unionid) return fail(res, failCode.unionidEmpty, 'unionid为空');
       const claims = verify(body.accessToken);
       if (!claims || claims.isRefresh !== false || claims.appid !== appid) {
-        return fail(res, 'A107P006', 'accessToken无效');
+        return fail(res, failCode.accessTokenInvalid, 'accessToken无效');
       }
-      if (claims.id !== body.unionid) return fail(res, 'A107P008', 'unionid无效');
+      if (claims.id !== body.unionid) return fail(res, failCode.unionidInvalid, 'unionid无效');
       const grant = grants.get(grantKey(appid, String(claims.id)));
-      if (!grant) return fail(res, 'A107P011', '用户未授权');
+      if (!grant) return fail(res, failCode.notAuthorized, '用户未授权');
       return ok(res, {
         unionid: grant.user.unionid,
         addressList: [grant.user.address],

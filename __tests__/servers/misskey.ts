@@ -36,6 +36,8 @@ export const MISSKEY_PERMISSIONS = [
 export interface MisskeyUser {
   id: string;
   username: string;
+  /** A moderator suspended the account: endpoints that need a credential refuse it. */
+  isSuspended?: boolean;
 }
 
 interface Token {
@@ -112,6 +114,8 @@ export interface MisskeyServer {
   issueToken(username?: string, permission?: string[]): string;
   /** Revoke a token, as the user does in Settings. */
   revokeToken(token: string): void;
+  /** A moderator suspends the account (admin/suspend-user). */
+  suspendUser(username: string): void;
   /** The user approves MiAuth session `session`; returns the token the check will hand out. */
   approveMiAuth(session: string, options?: { username?: string; permission?: string[] }): string;
   /** app/create, as a developer would call it; returns the app id and secret. */
@@ -128,6 +132,7 @@ const ERROR_IDS: Record<string, string> = {
   CREDENTIAL_REQUIRED: '1384574d-a912-4b81-8601-c7b1c4085df1',
   PERMISSION_DENIED: '1370e5b7-d4eb-4566-bb1d-7748ee6a1838',
   RATE_LIMIT_EXCEEDED: 'd5826d14-3982-4d2e-8011-b9e9f02499ef',
+  YOUR_ACCOUNT_SUSPENDED: 'a8c724b3-6e9c-4b46-b1a8-bc3ed6258370',
   UNKNOWN_API_ENDPOINT: '2ca3b769-540a-4f08-9dd5-b5a825b6d0f1',
   NO_SUCH_APP: 'fcab192a-2c5a-43b7-8ad8-9b7054d8d40d',
   NO_SUCH_SESSION: '5b5a1503-8bc8-4bd0-8054-dc189e8cdcb3',
@@ -270,7 +275,9 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
 
   async function api(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     const spec = endpoints.get(name);
-    const isMiAuthCheck = /^miauth\/[^/]+\/check$/.test(name);
+    // Endpoints are registered for every method (GET answers 405 unless allowed); the MiAuth
+    // check is a POST-only route, so other methods reach the catch-all 404.
+    const isMiAuthCheck = req.method === 'POST' && /^miauth\/[^/]+\/check$/.test(name);
     if (!spec && !isMiAuthCheck) {
       await readBody(req).catch(() => undefined);
       return misskeyError(res, 404, 'UNKNOWN_API_ENDPOINT', 'Unknown API endpoint.');
@@ -320,6 +327,10 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
     }
     if (endpoint.requireCredential && !token) {
       return misskeyError(res, 401, 'CREDENTIAL_REQUIRED', 'Credential required.');
+    }
+    // ApiCallService checks suspension right after the credential, before the token's permission.
+    if (endpoint.requireCredential && token && users.get(token.userId)?.isSuspended) {
+      return misskeyError(res, 403, 'YOUR_ACCOUNT_SUSPENDED', 'Your account has been suspended.');
     }
     if (token && endpoint.kind && !token.permission.includes(endpoint.kind)) {
       return misskeyError(
@@ -449,6 +460,9 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
     },
     revokeToken(token) {
       tokens.delete(token);
+    },
+    suspendUser(username) {
+      userNamed(username).isSuspended = true;
     },
     approveMiAuth,
     createApp(opts = {}) {

@@ -5,7 +5,7 @@
  */
 import * as z from 'zod/mini';
 import { InputError, ServerError } from '../errors.ts';
-import { parseJson, type HttpRequest } from '../http.ts';
+import { RETRYABLE_STATUSES, parseJson, toServerError, type HttpRequest } from '../http.ts';
 import type { Operation, TokenConfig } from '../inputs.ts';
 import type { Provider, ProviderContext, TokenResult, TokenSet, Validation } from './provider.ts';
 
@@ -45,37 +45,77 @@ const userInfoData = z.object({
   scopes: z.optional(z.nullable(z.array(z.string()))),
 });
 
-/** The wrapper codes AnyWeb documents (wiki.anyweb.cc, OAuth → 错误码), in English. */
-const CODE_MEANINGS: Record<string, string> = {
-  A107P001: 'accessToken is empty',
-  A107P002: 'appid is empty',
-  A107P003: 'unionid is empty',
-  A107P004: 'secret is empty',
-  A107P005: 'secret is invalid',
-  A107P006: 'accessToken is invalid',
-  A107P007: 'appid is invalid',
-  A107P008: 'unionid is invalid',
-  A107P009: 'code is invalid',
-  A107P010: "the app's developer does not exist",
-  A107P011: 'the user has not authorized this app',
-  A107P012: 'the user does not exist',
-  A107B013: 'refreshToken is invalid',
+/**
+ * The wrapper codes AnyWeb documents (wiki.anyweb.cc, OAuth → 错误码), in English. The wiki has
+ * two tables: the current one (with the secret and refresh-token codes) and an older one that
+ * numbered A107P004–A107P010 differently. Which one a server follows cannot be told from the
+ * answer, so a code whose meaning differs is described with both.
+ */
+const CODE_MEANINGS: Record<string, { current: string; older?: string }> = {
+  A107P001: { current: 'accessToken is empty' },
+  A107P002: { current: 'appid is empty' },
+  A107P003: { current: 'unionid is empty' },
+  A107P004: { current: 'secret is empty', older: 'accessToken is invalid' },
+  A107P005: { current: 'secret is invalid', older: 'appid is invalid' },
+  A107P006: { current: 'accessToken is invalid', older: 'unionid is invalid' },
+  A107P007: { current: 'appid is invalid', older: 'code is invalid' },
+  A107P008: { current: 'unionid is invalid', older: "the app's developer does not exist" },
+  A107P009: {
+    current: 'code is invalid',
+    older: 'no authorization by the user was found for this app',
+  },
+  A107P010: { current: "the app's developer does not exist", older: 'the user does not exist' },
+  A107P011: { current: 'the user has not authorized this app' },
+  A107P012: { current: 'the user does not exist' },
+  A107B013: { current: 'refreshToken is invalid' },
 };
+
+/** A code's meaning, both readings when AnyWeb's two tables disagree. */
+function describeCode(code: string): string | undefined {
+  const meaning = CODE_MEANINGS[code];
+  if (!meaning) return undefined;
+  return meaning.older
+    ? `${meaning.current} (AnyWeb's older code table: ${meaning.older})`
+    : meaning.current;
+}
 
 const CREDENTIALS_HINT =
   "Check 'client-id' (the appid) and 'client-secret' (the secret) from open.anyweb.cc";
+const NEW_CODE_HINT =
+  "get a new code from the SDK's cfx_accounts call (a code lives about 5 minutes and works once)";
 const CODE_HINTS: Record<string, string> = {
   A107P002: CREDENTIALS_HINT,
-  A107P004: CREDENTIALS_HINT,
+  A107P004: `${CREDENTIALS_HINT}; if this was a token check, the access token is invalid or expired`,
   A107P005: CREDENTIALS_HINT,
-  A107P007: CREDENTIALS_HINT,
-  A107P009:
-    "The code is wrong, expired (it lives about 5 minutes) or already used; get a new one from the SDK's cfx_accounts call",
   A107P006: "The access token is invalid or expired; run 'refresh' or exchange a new code",
+  A107P007: `${CREDENTIALS_HINT}; if they are right, the code is wrong, expired or used: ${NEW_CODE_HINT}`,
+  A107P009: `The code is wrong, expired or already used: ${NEW_CODE_HINT}; if a new code fails the same way, the user has not authorized this app`,
   A107P011: 'The user has not authorized this app; ask them to approve it again',
   A107B013:
     'The refresh token is expired, invalid or was already used: each refresh returns a new one that replaces the old; exchange a new code to start over',
 };
+
+/**
+ * userInfo codes that say the token (or the grant behind it) is no good in either table. The
+ * request always carries a non-empty secret, no code, and the unionid from the token's own claims,
+ * so the readings of these codes that would blame something else cannot apply.
+ */
+const TOKEN_REJECTED: Record<string, string> = {
+  A107P004: 'AnyWeb rejects it (A107P004: accessToken is invalid, in its older code table)',
+  A107P006:
+    "AnyWeb rejects it (A107P006: accessToken is invalid; in its older code table, the token's unionid is invalid)",
+  A107P009:
+    'the user no longer authorizes this app (A107P009: no authorization found, in its older code table)',
+  A107P011: 'the user no longer authorizes this app (A107P011)',
+};
+
+/**
+ * Error statuses whose body is read for the wrapper, so its code gets the same English meaning
+ * and hint as under HTTP 200. Retryable statuses stay out: the retry policy decides those.
+ */
+const WRAPPER_ERROR_STATUSES = Array.from({ length: 200 }, (_, i) => 400 + i).filter(
+  (status) => !RETRYABLE_STATUSES.has(status),
+);
 
 const REFRESH_PATHS = ['open/refreshToken', 'oauth/refreshToken'];
 
@@ -188,9 +228,7 @@ export const anywebProvider: Provider = {
       return { valid: false, reason: "it was issued to another app than 'client-id'", expiresAt };
     }
     if (!clientId || !clientSecret || !claims.id) {
-      ctx.log(
-        "Checked the token's expiry locally; give 'client-id' and 'client-secret' to have AnyWeb confirm it",
-      );
+      ctx.log(localCheckNote(Boolean(clientId && clientSecret), expiresAt));
       return {
         valid: true,
         expiresAt,
@@ -214,12 +252,8 @@ export const anywebProvider: Provider = {
         identity: { id: info.unionid, username: info.addressList?.[0] ?? '', kind: 'user' },
       };
     } catch (error) {
-      if (error instanceof ServerError && error.code === 'A107P006') {
-        return { valid: false, reason: 'AnyWeb rejects it (A107P006: accessToken is invalid)' };
-      }
-      if (error instanceof ServerError && error.code === 'A107P011') {
-        return { valid: false, reason: 'the user no longer authorizes this app (A107P011)' };
-      }
+      const reason = error instanceof ServerError && error.code && TOKEN_REJECTED[error.code];
+      if (reason) return { valid: false, reason, expiresAt };
       throw error;
     }
   },
@@ -235,6 +269,20 @@ export const anywebProvider: Provider = {
     }
   },
 };
+
+/** What a validate that did not ask AnyWeb actually checked, and why it did not ask. */
+function localCheckNote(haveCredentials: boolean, expiresAt: Date | undefined): string {
+  if (!haveCredentials) {
+    const checked = expiresAt
+      ? `Checked the token's expiry locally (${expiresAt.toISOString()})`
+      : 'The token has no exp claim, so nothing could be checked locally';
+    return `${checked}; give 'client-id' and 'client-secret' to have AnyWeb confirm it`;
+  }
+  const checked = expiresAt
+    ? 'only its expiry was checked locally'
+    : 'it has no exp claim either, so nothing was checked beyond its JWT form';
+  return `AnyWeb was not asked: the token has no unionid ('id') claim, which userInfo needs; ${checked}`;
+}
 
 /**
  * POST to the API and unwrap `{code, message, data}`. Token fields are masked straight from the
@@ -254,9 +302,20 @@ async function call<T>(
     url: new URL(path, base),
     json: Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined)),
     idempotent,
+    accept: WRAPPER_ERROR_STATUSES,
   };
   const response = await ctx.http.send(request);
-  const wrapped = parseJson(request, response, wrapper);
+  let wrapped: z.infer<typeof wrapper>;
+  try {
+    wrapped = parseJson(request, response, wrapper);
+  } catch (error) {
+    // An error status without the wrapper (a proxy's page, a bare 404) is reported as any other.
+    if (response.status >= 400) throw toServerError(request, response);
+    throw error;
+  }
+  if (response.status >= 400 && String(wrapped.code) === '1000') {
+    throw toServerError(request, response);
+  }
   const data = wrapped.data;
   if (data && typeof data === 'object') {
     for (const key of ['accessToken', 'token', 'refreshToken']) {
@@ -272,7 +331,7 @@ async function call<T>(
       status: response.status,
       code,
       description:
-        CODE_MEANINGS[code] ?? (wrapped.message ? wrapped.message.slice(0, 120) : undefined),
+        describeCode(code) ?? (wrapped.message ? wrapped.message.slice(0, 120) : undefined),
       hint: CODE_HINTS[code],
     });
   }

@@ -2,7 +2,8 @@
  * `platform: auto`: which family a server belongs to, in at most two requests. nodeinfo first
  * (`/.well-known/nodeinfo` → the linked document → `software.name`); when the server has no
  * nodeinfo, one request to `/api/v1/instance`, which Mastodon-API servers answer with their
- * instance and Misskey-family servers answer with their own error shape.
+ * instance and Misskey-family servers answer with their own error shape. Each request is sent
+ * once: a failure is a reason to try the next way, not to repeat it, so two stays the limit.
  */
 import * as z from 'zod/mini';
 import { NetworkError, ServerError, UnsupportedError } from '../errors.ts';
@@ -79,7 +80,10 @@ export async function detectPlatform(http: Http, instance: URL): Promise<Detecti
   const wellKnown = new URL('/.well-known/nodeinfo', instance);
   let links: z.infer<typeof nodeinfoLinks> | undefined;
   try {
-    ({ data: links } = await http.json({ method: 'GET', url: wellKnown }, nodeinfoLinks));
+    ({ data: links } = await http.json(
+      { method: 'GET', url: wellKnown, maxAttempts: 1 },
+      nodeinfoLinks,
+    ));
   } catch (error) {
     if (!isAnswerOrRefusal(error)) throw error;
     tried.push(`${wellKnown.pathname} (${shortReason(error)})`);
@@ -93,7 +97,7 @@ export async function detectPlatform(http: Http, instance: URL): Promise<Detecti
       const documentUrl = new URL(href, wellKnown);
       // Two requests are spent by now: a broken document ends detection rather than costing more.
       const { data } = await http
-        .json({ method: 'GET', url: documentUrl }, nodeinfo)
+        .json({ method: 'GET', url: documentUrl, maxAttempts: 1 }, nodeinfo)
         .catch((error: unknown) => {
           if (!isAnswerOrRefusal(error)) throw error;
           throw new UnsupportedError(
@@ -119,7 +123,12 @@ export async function detectPlatform(http: Http, instance: URL): Promise<Detecti
   // No usable nodeinfo: one request that both API families answer in their own way.
   const instanceUrl = new URL('/api/v1/instance', instance);
   const response = await http
-    .send({ method: 'GET', url: instanceUrl, accept: [400, 401, 403, 404, 405] })
+    .send({
+      method: 'GET',
+      url: instanceUrl,
+      accept: [400, 401, 403, 404, 405],
+      maxAttempts: 1,
+    })
     .catch((error: unknown) => {
       if (!isAnswerOrRefusal(error)) throw error;
       tried.push(`${instanceUrl.pathname} (${shortReason(error)})`);

@@ -22,8 +22,11 @@ const miauthCheck = z.object({
 
 const userkey = z.object({ accessToken: z.string().check(z.minLength(1)), user });
 
-/** Session ids go into a URL path: anything else would change which endpoint is called. */
-const SESSION_ID = /^[A-Za-z0-9._~-]{1,200}$/;
+/**
+ * Session ids go into a URL path, so they must be one plain segment: no `/`, no escapes, and not
+ * `.` or `..` (or any run of dots), which URL resolution would turn into another endpoint.
+ */
+const SESSION_ID = /^(?!\.+$)[A-Za-z0-9._~-]{1,200}$/;
 
 const SETTINGS_HINT =
   "revoke it in the Misskey web UI: Settings → API (access tokens) or Settings → Installed apps, then 'Delete'";
@@ -45,7 +48,7 @@ export const misskeyProvider: Provider = {
       if (!SESSION_ID.test(config.code)) {
         throw new InputError(
           'code',
-          'must be a MiAuth session id (letters, digits, - . _ ~; usually a UUID), or give ' +
+          'must be a MiAuth session id (letters, digits, - . _ ~, not only dots; usually a UUID), or give ' +
             "'client-secret' too to use a legacy session token",
         );
       }
