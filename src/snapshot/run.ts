@@ -8,7 +8,7 @@ import { Http } from '../http.ts';
 import { detectPlatform } from '../providers/detect.ts';
 import type { Software } from '../providers/provider.ts';
 import type { SnapshotConfig } from './config.ts';
-import type { Family, FilterOptions, FilterReason } from './filter.ts';
+import { familyOfItem, type Family, type FilterOptions, type FilterReason } from './filter.ts';
 import { incremental } from './incremental.ts';
 import { flavourOf, mastodonSource } from './mastodon-source.ts';
 import { misskeySource } from './misskey-source.ts';
@@ -48,7 +48,16 @@ export async function runSnapshot(
 
   let family: Family;
   let software: Software | undefined;
-  if (config.platform === 'auto') {
+  const savedFamily = newest && familyOfItem(newest);
+  if (config.platform !== 'auto') {
+    family = config.platform;
+  } else if (savedFamily) {
+    // The file says which API wrote it; the server's exact software is not needed, because
+    // without it the walk asks only for what every server of the family does right (the
+    // "unknown" flavour) and filters the rest here. Nothing new then costs one request.
+    family = savedFamily;
+    runtime.log(`${config.path} holds ${family} items: server detection skipped`);
+  } else {
     const detected = await detectPlatform(http, config.instance);
     if (detected.platform !== 'mastodon' && detected.platform !== 'misskey') {
       throw new UnsupportedError(
@@ -58,8 +67,6 @@ export async function runSnapshot(
     family = detected.platform;
     software = detected.software;
     runtime.log(`Detected ${software?.name ?? family} at ${config.instance.origin}`);
-  } else {
-    family = config.platform;
   }
 
   const common = {
