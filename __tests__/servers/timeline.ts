@@ -22,6 +22,8 @@ export interface Post {
   visibility: Visibility;
   reply: 'none' | 'self' | 'other';
   replyToId: string | null;
+  /** Mentions another account: every reply to others, and every other self-reply. */
+  mention: boolean;
   reblog: boolean;
   media: boolean;
 }
@@ -55,6 +57,7 @@ export interface RecordedRequest {
 const START = Date.parse('2024-01-01T00:00:00Z');
 const STEP_MS = 37 * 60 * 1000;
 const OTHER_ACCOUNT = 'other-account';
+const BOB_URL = 'https://elsewhere.example/@bob';
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -160,6 +163,7 @@ export class TimelineServer {
             : reply === 'other'
               ? makeId(this.flavour, ms - 1000, index + 500_000)
               : null,
+        mention: reply === 'other' || (reply === 'self' && index % 2 === 0),
         reblog: reply === 'none' && index % 13 === 0,
         media: index % 5 === 0 && !(reply === 'none' && index % 13 === 0),
       };
@@ -236,7 +240,9 @@ export class TimelineServer {
       media_attachments: post.media
         ? [{ id: `m${post.index}`, type: 'image', url: `${this.url}/media/${post.index}.png` }]
         : [],
-      mentions: [],
+      mentions: post.mention
+        ? [{ id: OTHER_ACCOUNT, username: 'bob', acct: 'bob@elsewhere.example', url: BOB_URL }]
+        : [],
       tags: [],
       emojis: [],
     };
@@ -419,10 +425,11 @@ export class TimelineServer {
 
     let candidates = this.posts.filter((post) => {
       if (!owner && !['public', 'unlisted'].includes(post.visibility)) return false;
-      if (truthy('exclude_replies')) {
-        // Mastodon and GoToSocial keep self-replies; Pleroma drops every reply.
-        if (post.reply === 'other' || (flavour === 'pleroma' && post.reply === 'self'))
-          return false;
+      if (truthy('exclude_replies') && post.reply !== 'none') {
+        // Mastodon keeps every self-reply; GoToSocial only those that mention nobody (its
+        // GetAccountStatuses); Pleroma drops every reply.
+        if (post.reply === 'other' || flavour === 'pleroma') return false;
+        if (flavour === 'gotosocial' && post.mention) return false;
       }
       if (truthy('exclude_reblogs') && post.reblog) return false;
       if (truthy('only_media') && !post.media) return false;

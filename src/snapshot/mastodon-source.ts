@@ -88,10 +88,10 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
 
   function filters(): Record<string, QueryValue> {
     const query: Record<string, QueryValue> = { limit: pageSize };
-    // Pleroma's exclude_replies drops the user's own threads too, and an unknown server may be
-    // Pleroma; there, replies are filtered here.
-    const serverReplies = flavour === 'mastodon' || flavour === 'gotosocial';
-    if (options.excludeReplies && serverReplies) query.exclude_replies = 'true';
+    // Only Mastodon's exclude_replies keeps every self-reply. Pleroma's drops the user's own
+    // threads too, GoToSocial's keeps a self-reply only when it mentions nobody, and an unknown
+    // server may be either; there, replies are filtered here.
+    if (options.excludeReplies && flavour === 'mastodon') query.exclude_replies = 'true';
     if (options.excludeReblogs) query.exclude_reblogs = 'true';
     if (options.onlyMedia) query.only_media = 'true';
     if (flavour === 'gotosocial' && options.visibility === 'public') query.only_public = 'true';
