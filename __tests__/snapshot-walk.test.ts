@@ -405,7 +405,7 @@ describe('incremental runs walk down from the top', () => {
     expect(fileIds()).toEqual(expectedIds(server, { count: 100, visibility: 'direct' }));
   });
 
-  it('the known newest posts deleted on the server: stops at the next known id', async () => {
+  it('the newest saved posts deleted on the server: stops below the new ones', async () => {
     const server = await start('mastodon', 300);
     const inputs = { count: '100', platform: 'mastodon' };
     await snapshot(server, inputs);
@@ -413,10 +413,9 @@ describe('incremental runs walk down from the top', () => {
     for (const id of before.slice(0, 3)) server.removePost(id);
     const added = server.addPosts(4);
     const result = await snapshot(server, inputs);
-    // Everything above the fourth saved post is looked at once, and nothing below it.
-    const served = [...server.posts].reverse();
-    const stop = served.findIndex((post) => post.id === before[3]);
-    expect(result).toMatchObject({ requests: 1, fetched: stop + 1 });
+    // The new posts are looked at, then the first older one ends the walk (it may be a post the
+    // file holds, or a private one it never did).
+    expect(result).toMatchObject({ requests: 1, fetched: added.length + 1 });
     expect(result.filtered.duplicate).toBe(1);
     const fresh = added
       .filter((post) => post.visibility === 'public')
@@ -425,6 +424,59 @@ describe('incremental runs walk down from the top', () => {
     // Deleted posts stay in the file, as before: the snapshot is an archive.
     expect(fileIds()).toEqual([...fresh, ...before].slice(0, 100));
     expect(result.newCount).toBe(fresh.length);
+  });
+
+  it('every saved post deleted on the server: one request, not the whole timeline', async () => {
+    const server = await start('mastodon', 600);
+    const inputs = { count: '100', platform: 'mastodon' };
+    await snapshot(server, inputs);
+    const saved = fileIds();
+    const before = readFileSync(pathIn('out'));
+    for (const id of saved) server.removePost(id);
+    const listed = server.listingRequests;
+    const result = await snapshot(server, inputs);
+    // The first post listed is older than the file's newest: the walk ends there.
+    expect(result).toMatchObject({ requests: 1, fetched: 1, newCount: 0, changed: false });
+    expect(server.listingRequests - listed).toBe(1);
+    expect(readFileSync(pathIn('out')).equals(before)).toBe(true);
+
+    const added = server.addPosts(50);
+    const next = await snapshot(server, inputs);
+    // 50 new posts and the first older one: 51 items, two pages of 40.
+    expect(next).toMatchObject({ requests: 2, fetched: 51 });
+    const fresh = added
+      .filter((post) => post.visibility === 'public')
+      .reverse()
+      .map((post) => post.id);
+    expect(fileIds()).toEqual([...fresh, ...saved].slice(0, 100));
+  });
+
+  it('a file of another account: a clear error, the file unchanged', async () => {
+    const server = await start('mastodon', 200);
+    await snapshot(server, { count: '50', platform: 'mastodon' });
+    const before = readFileSync(pathIn('out'));
+    server.requests.length = 0;
+    const replace = /; set 'mode: full' to replace the file, or choose another 'path'/;
+    const byName = snapshot(server, { count: '50', platform: 'mastodon', account: '@bob' });
+    await expect(byName).rejects.toThrow(InputError);
+    await expect(byName).rejects.toThrow(
+      new RegExp(
+        `^Input 'account': names account other-account, but \\S+statuses.json holds the posts ` +
+          `of account ${server.accountId}${replace.source}$`,
+      ),
+    );
+    // Only the lookup that found bob: no listing, nothing merged.
+    expect(server.requests.map((r) => r.path)).toEqual(['/api/v1/accounts/lookup']);
+    server.requests.length = 0;
+    const byId = snapshot(server, { count: '50', account: '109876543210987654' });
+    await expect(byId).rejects.toThrow(/names account 109876543210987654, but/);
+    const wrongApi = snapshot(server, { count: '50', platform: 'misskey' });
+    await expect(wrongApi).rejects.toThrow(
+      new RegExp(`^Input 'platform': is misskey, but \\S+ holds mastodon items${replace.source}$`),
+    );
+    expect(server.requests).toEqual([]);
+    expect(readFileSync(pathIn('out')).equals(before)).toBe(true);
+    expect(readdirSync(join(dir, 'out'))).toEqual(['statuses.json']);
   });
 
   it('a failure mid-walk leaves the file byte-identical', async () => {

@@ -396,9 +396,11 @@ export class TimelineServer {
     if (url.pathname === '/api/v1/accounts/lookup') {
       const acct = (url.searchParams.get('acct') ?? '').replace(/^@/, '');
       const [name, host] = acct.split('@');
-      if (name === this.username && (!host || host === new URL(this.url).host)) {
-        return this.send(res, 200, this.account());
-      }
+      const local = !host || host === new URL(this.url).host;
+      if (name === this.username && local) return this.send(res, 200, this.account());
+      // Another local account, who has posted nothing.
+      if (name === 'bob' && local)
+        return this.send(res, 200, { id: OTHER_ACCOUNT, username: 'bob' });
       return this.send(res, 404, { error: 'Record not found' });
     }
     const match = /^\/api\/v1\/accounts\/([^/]+)\/statuses$/.exec(url.pathname);

@@ -3,7 +3,7 @@
  * (`full`: to `count`; `incremental`: to the first post the file holds), filters every item
  * client-side, and writes the file atomically. Knows nothing of @actions/core.
  */
-import { UnsupportedError } from '../errors.ts';
+import { InputError, UnsupportedError } from '../errors.ts';
 import { Http } from '../http.ts';
 import { detectPlatform } from '../providers/detect.ts';
 import type { Software } from '../providers/provider.ts';
@@ -51,6 +51,12 @@ export async function runSnapshot(
   const savedFamily = newest && familyOfItem(newest);
   if (config.platform !== 'auto') {
     family = config.platform;
+    if (savedFamily && savedFamily !== family) {
+      throw new InputError(
+        'platform',
+        `is ${family}, but ${config.path} holds ${savedFamily} items${REPLACE}`,
+      );
+    }
   } else if (savedFamily) {
     // The file says which API wrote it; the server's exact software is not needed, because
     // without it the walk asks only for what every server of the family does right (the
@@ -89,6 +95,15 @@ export async function runSnapshot(
 
   // An incremental run reads the account from the file it extends: nothing new costs one request.
   const accountId = accountFromFile(config, source, newest) ?? (await source.resolveAccount());
+  const author = newest && source.authorOf(newest).id;
+  if (author !== undefined && author !== accountId) {
+    // Merging would mix two accounts' posts in one file, and the walk would never meet a post
+    // the file holds.
+    throw new InputError(
+      'account',
+      `names account ${accountId}, but ${config.path} holds the posts of account ${author}${REPLACE}`,
+    );
+  }
   const filter: FilterOptions = {
     accountId,
     visibility: config.visibility,
@@ -114,9 +129,12 @@ export async function runSnapshot(
   };
 }
 
+const REPLACE = "; set 'mode: full' to replace the file, or choose another 'path'";
+
 /**
  * The account id from the newest item of the existing file, when the input names that same
- * account: the token's owner (the file is theirs), the same id, or the same local user name.
+ * account: the token's owner (the file is theirs), the same id, or the same local user name
+ * (or the author's id where a name was expected: Misskey and Pleroma ids look like names).
  */
 function accountFromFile(
   config: SnapshotConfig,
@@ -128,6 +146,7 @@ function accountFromFile(
   const { account } = config;
   if (account.kind === 'self') return author.id;
   if (account.kind === 'id') return account.id;
+  if (!account.host && account.username === author.id) return author.id;
   const local = !account.host || account.host === config.instance.host.toLowerCase();
   return local && author.username?.toLowerCase() === account.username.toLowerCase()
     ? author.id
