@@ -287,6 +287,29 @@ describe('errors', () => {
     expect(readdirSync(join(dir, 'out'))).toEqual([]);
   });
 
+  it('a nested id sent as a number is refused, naming where, never rounded', async () => {
+    const server = await start('mastodon', 50);
+    server.fault = { at: 1, kind: 'numeric-nested-ids' };
+    await expect(snapshot(server, { mode: 'full' })).rejects.toThrow(
+      /statuses answered HTTP 200: unexpected answer: item 0 has a number for account\.id; ids must be strings$/,
+    );
+    server.fault = { at: server.listingRequests + 1, kind: 'huge-number' };
+    await expect(snapshot(server, { mode: 'full' })).rejects.toThrow(
+      /statuses answered HTTP 200: unexpected answer: item 0 has a number too large to keep exactly at big$/,
+    );
+    expect(readdirSync(join(dir, 'out'))).toEqual([]);
+    // Small numbers elsewhere are kept as sent (Pleroma's conversation_id is one).
+    const pleroma = await start('pleroma', 30);
+    await snapshot(pleroma, { mode: 'full' });
+    const items = JSON.parse(readFileSync(join(dir, 'out', 'statuses.json'), 'utf8')) as {
+      id: string;
+      pleroma: { conversation_id: unknown };
+    }[];
+    const byId = new Map(pleroma.posts.map((post) => [post.id, post.index]));
+    expect(items.length).toBeGreaterThan(0);
+    for (const item of items) expect(item.pleroma.conversation_id).toBe(byId.get(item.id));
+  });
+
   it('a corrupt file is an error unless mode is full', async () => {
     const server = await start('mastodon', 50);
     const path = join(dir, 'statuses.json');
@@ -477,6 +500,32 @@ describe('incremental runs walk down from the top', () => {
     expect(server.requests).toEqual([]);
     expect(readFileSync(pathIn('out')).equals(before)).toBe(true);
     expect(readdirSync(join(dir, 'out'))).toEqual(['statuses.json']);
+  });
+
+  it('a merge copies the saved posts byte for byte, never serialised again', async () => {
+    const server = await start('mastodon', 300);
+    const inputs = { count: '100', platform: 'mastodon' };
+    await snapshot(server, inputs);
+    const path = pathIn('out');
+    const lines = readFileSync(path, 'utf8').split('\n');
+    // A saved post edited by hand: spacing, key order, and a number JSON.parse would round.
+    lines[5] = (lines[5] ?? '').replace(/^\{/, '{ "big" : 123456789012345678901 ,');
+    writeFileSync(path, lines.join('\n'));
+    const items = (text: string) =>
+      text
+        .split('\n')
+        .slice(1, -2)
+        .map((line) => line.replace(/,$/, ''));
+    const old = items(readFileSync(path, 'utf8'));
+    server.addPosts(10);
+    const result = await snapshot(server, inputs);
+    expect(result).toMatchObject({ changed: true, count: 100 });
+    expect(result.newCount).toBeGreaterThan(0);
+    const merged = items(readFileSync(path, 'utf8'));
+    expect(merged).toHaveLength(100);
+    expect(merged.slice(result.newCount)).toEqual(old.slice(0, 100 - result.newCount));
+    expect(merged).toContain(old[4]);
+    expect(old[4]).toContain('{ "big" : 123456789012345678901 ,"id":');
   });
 
   it('a failure mid-walk leaves the file byte-identical', async () => {

@@ -31,7 +31,7 @@ export interface Post {
 export interface Fault {
   /** The first listing request (1-based) that fails. */
   at: number;
-  kind: '500' | '503' | 'reset' | 'numeric-ids';
+  kind: '500' | '503' | 'reset' | 'numeric-ids' | 'numeric-nested-ids' | 'huge-number';
   /** How many requests fail from `at` on; default: all of them. */
   times?: number;
 }
@@ -240,6 +240,10 @@ export class TimelineServer {
       media_attachments: post.media
         ? [{ id: `m${post.index}`, type: 'image', url: `${this.url}/media/${post.index}.png` }]
         : [],
+      // Pleroma's own extension holds its conversation id as a (small) number.
+      ...(this.flavour === 'pleroma'
+        ? { pleroma: { conversation_id: post.index, local: true } }
+        : {}),
       mentions: post.mention
         ? [{ id: OTHER_ACCOUNT, username: 'bob', acct: 'bob@elsewhere.example', url: BOB_URL }]
         : [],
@@ -363,6 +367,29 @@ export class TimelineServer {
         .slice(-3)
         .map((post) => ({ ...this.status(post), id: Number(post.id) }));
       this.send(res, 200, body);
+      return true;
+    }
+    if (fault.kind === 'numeric-nested-ids') {
+      // Ids are strings, but the author's id comes as a number (a snowflake: past 2^53).
+      const body = this.posts.slice(-3).map((post) => {
+        const status = this.status(post);
+        return { ...status, account: { ...(status.account as Json), id: Number(this.accountId) } };
+      });
+      this.send(res, 200, body);
+      return true;
+    }
+    if (fault.kind === 'huge-number') {
+      // A number no double holds exactly, away from any id.
+      const text = JSON.stringify(this.posts.slice(-3).map((post) => this.status(post)));
+      const huge = text.replace(
+        '"sensitive":false',
+        '"sensitive":false,"big":123456789012345678901',
+      );
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(huge),
+      });
+      res.end(huge);
       return true;
     }
     if (fault.kind === 'reset') {

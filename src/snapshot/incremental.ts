@@ -7,7 +7,7 @@
 import type { SnapshotConfig } from './config.ts';
 import { compareIds } from './filter.ts';
 import type { Json, TimelineSource } from './source.ts';
-import { AtomicArrayWriter, hashFile, readItems } from './store.ts';
+import { AtomicArrayWriter, hashFile, readEntries, readItems } from './store.ts';
 import { full, type Outcome, type Walk } from './walk.ts';
 
 export async function incremental(
@@ -76,11 +76,12 @@ export async function incremental(
     // Second pass: the old posts stream from the old file into the new one, after the new ones.
     // New posts are all newer than the old ones, so only the old file's own repeats collide.
     const written = new Set<string>();
-    for await (const item of readItems(path)) {
+    // Their bytes are copied, not serialised again, wherever the file has one item per line.
+    for await (const { item, text } of readEntries(path)) {
       if (writer.written >= count) break;
       const id = item.id as string;
       if (written.has(id) || !walk.keeps(item)) continue;
-      await writer.write(item);
+      await writer.write(item, text);
       written.add(id);
       first ??= item;
       last = item;

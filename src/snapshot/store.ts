@@ -41,13 +41,28 @@ function checkItem(path: string, item: unknown, index: number): asserts item is 
   }
 }
 
+/** An item of the existing file, with its own JSON text when the layout gives it whole. */
+export interface Entry {
+  item: Json;
+  /**
+   * The item's bytes as the file holds them (one item per line): copied into the next file
+   * unchanged, so a merge never rewrites old items (nor rounds numbers beyond 2^53 in them).
+   */
+  text?: string;
+}
+
+/** The existing file's items, one at a time: `readEntries` without the text. */
+export async function* readItems(path: string): AsyncGenerator<Json> {
+  for await (const entry of readEntries(path)) yield entry.item;
+}
+
 /**
  * The existing file's items, one at a time, so memory does not grow with `count`. Files this
  * action wrote hold one item per line and are read line by line; any other layout of a JSON
- * array falls back to parsing the whole file. Nothing when the file does not exist; a malformed
- * file is an InputError.
+ * array falls back to parsing the whole file (and then has no `text`). Nothing when the file
+ * does not exist; a malformed file is an InputError.
  */
-export async function* readItems(path: string): AsyncGenerator<Json> {
+export async function* readEntries(path: string): AsyncGenerator<Entry> {
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
@@ -77,16 +92,17 @@ export async function* readItems(path: string): AsyncGenerator<Json> {
         if (index > 0 && !more) fallback = true;
         else {
           more = line.endsWith(',');
+          const text = more ? line.slice(0, -1) : line;
           let item: unknown;
           try {
-            item = JSON.parse(more ? line.slice(0, -1) : line);
+            item = JSON.parse(text);
           } catch {
             fallback = true;
           }
           if (!fallback) {
             checkItem(path, item, index);
             index++;
-            yield item;
+            yield { item, text };
           }
         }
       }
@@ -100,7 +116,7 @@ export async function* readItems(path: string): AsyncGenerator<Json> {
   if (!fallback && state === 'end') return;
   // Not this action's layout (or cut short): the whole-file parse decides, skipping what was read.
   const items = (await readSnapshot(path)) ?? [];
-  for (const item of items.slice(index)) yield item;
+  for (const item of items.slice(index)) yield { item };
 }
 
 /** The first item of the file, undefined when the file is missing or empty. */
@@ -151,8 +167,9 @@ export class AtomicArrayWriter {
     return this.count;
   }
 
-  async write(item: Json): Promise<void> {
-    this.buffer += `${this.count === 0 ? '[\n' : ',\n'}${JSON.stringify(item)}`;
+  /** Appends an item: `text` when given (its bytes from the old file), else serialised. */
+  async write(item: Json, text = JSON.stringify(item)): Promise<void> {
+    this.buffer += `${this.count === 0 ? '[\n' : ',\n'}${text}`;
     this.count++;
     if (this.buffer.length >= FLUSH_BYTES) await this.flush();
   }
