@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseSnapshotInputs } from '../src/snapshot/config.ts';
-import { findLeaks, ROOT, runAction, type ActionRun } from './harness/action.ts';
+import { findLeaks, ROOT, runAction, type ActionRun, type RunOptions } from './harness/action.ts';
 import { TimelineServer, type Post } from './servers/timeline.ts';
 
 let mastodon: TimelineServer;
@@ -31,11 +31,12 @@ afterEach(() => rmSync(cwd, { recursive: true, force: true }));
 async function snapshot(
   server: TimelineServer,
   inputs: Record<string, string>,
+  options: Omit<RunOptions, 'cwd'> = {},
 ): Promise<ActionRun> {
   const run = await runAction(
     'snapshot',
     { instance: server.url, 'access-token': server.token, path: 'site/statuses.json', ...inputs },
-    { cwd },
+    { cwd, ...options },
   );
   expect(findLeaks(run, [server.token])).toEqual([]);
   return run;
@@ -288,8 +289,55 @@ describe('snapshot action (runner protocol)', () => {
       expect(run.exitCode).toBe(0);
       expect(run.outputs).toMatchObject({ count: '400', changed: 'true' });
       expect(run.summary).toContain('gotosocial');
+      const items = JSON.parse(file().toString()) as { id: string; visibility: string }[];
+      const expected = [...gts.posts]
+        .reverse()
+        .filter((post) => post.visibility === 'public' || post.visibility === 'unlisted')
+        .slice(0, 400);
+      expect(items.map((item) => item.id)).toEqual(expected.map((post) => post.id));
+      expect(items.map((item) => item.visibility)).toEqual(expected.map((post) => post.visibility));
+      expect(new Set(items.map((item) => item.visibility))).toEqual(
+        new Set(['public', 'unlisted']),
+      );
+      // The Link URLs name a host that does not resolve: every page came from the server called.
+      const lists = gts.requests.filter((r) => r.path.endsWith('/statuses'));
+      expect(lists.length).toBeGreaterThan(4);
+      expect(run.outputs['newest-id']).toBe(expected[0]?.id);
     } finally {
       await gts.close();
+    }
+  });
+
+  it('memory stays flat: 20 000 statuses with a 24 MiB heap, full then merged', async () => {
+    // 20 000 of these statuses held as objects take about 44 MiB of heap, so a walk that kept
+    // them (or the old file) in memory would die here; a streaming one needs less than 16 MiB.
+    // GoToSocial pages hold 100; the loopback leaves out direct messages after its query.
+    const big = await TimelineServer.start({ flavour: 'gotosocial', posts: 21_500 });
+    const small = { env: { NODE_OPTIONS: '--max-old-space-size=24' }, timeoutMs: 60_000 };
+    try {
+      const inputs = { count: '20000', visibility: 'direct' };
+      const full = await snapshot(big, { ...inputs, mode: 'full' }, small);
+      expect(full.exitCode).toBe(0);
+      expect(full.outputs).toMatchObject({ count: '20000', changed: 'true' });
+      const shown = (posts: Post[]) => posts.filter((post) => post.visibility !== 'direct');
+      const ids = () => (JSON.parse(file().toString()) as { id: string }[]).map((item) => item.id);
+      const newest = () =>
+        shown([...big.posts].reverse())
+          .slice(0, 20_000)
+          .map((post) => post.id);
+      expect(ids()).toEqual(newest());
+
+      const added = shown(big.addPosts(300));
+      const merged = await snapshot(big, inputs, small);
+      expect(merged.exitCode).toBe(0);
+      expect(merged.outputs).toMatchObject({
+        count: '20000',
+        'new-count': String(added.length),
+        changed: 'true',
+      });
+      expect(ids()).toEqual(newest());
+    } finally {
+      await big.close();
     }
   });
 });

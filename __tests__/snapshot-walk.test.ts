@@ -152,6 +152,19 @@ describe.each(['mastodon', 'gotosocial', 'pleroma', 'misskey'] as const)('%s', (
     expect(merged).toMatchObject({ changed: true, newCount: fresh, count: 200 });
   });
 
+  it('full twice: the second run reports no change and leaves the bytes', async () => {
+    const server = await start(flavour, 400);
+    await snapshot(server, { count: '150', mode: 'full' });
+    const path = join(dir, 'out', 'statuses.json');
+    const before = readFileSync(path);
+    const mtime = statSync(path).mtimeMs;
+    const again = await snapshot(server, { count: '150', mode: 'full' });
+    expect(again).toMatchObject({ changed: false, newCount: 0, count: 150 });
+    expect(readFileSync(path).equals(before)).toBe(true);
+    expect(statSync(path).mtimeMs).toBe(mtime);
+    expect(readdirSync(join(dir, 'out'))).toEqual(['statuses.json']);
+  });
+
   it('a failure on page 3 leaves the previous file byte-identical', async () => {
     const server = await start(flavour);
     await snapshot(server, { count: '100', mode: 'full' });
@@ -656,6 +669,22 @@ describe('query parameters sent', () => {
         expect(query).not.toHaveProperty(name);
       }
     }
+  });
+
+  it('GoToSocial ignoring only_public: nothing but public posts reaches the file', async () => {
+    const server = await start('gotosocial', 600);
+    server.fault = { at: 1, kind: 'ignore-only-public' };
+    const result = await snapshot(server, { count: '300', mode: 'full' });
+    // Asked for public posts only, the server sent private ones and DMs anyway (its flavour
+    // leaves out direct messages after the query, so only private ones get through here).
+    const lists = server.requests.filter((r) => r.path.endsWith('/statuses'));
+    expect(lists.every((r) => r.query.only_public === 'true')).toBe(true);
+    expect(result.filtered.visibility).toBeGreaterThan(0);
+    const items = JSON.parse(readFileSync(join(dir, 'out', 'statuses.json'), 'utf8')) as {
+      visibility: string;
+    }[];
+    expect(items.map((item) => item.visibility)).toEqual(new Array(300).fill('public'));
+    expect(fileIds()).toEqual(expectedIds(server, { count: 300 }));
   });
 
   it('Misskey: limit ≤ 100, paged down with untilId, never sinceId', async () => {

@@ -31,7 +31,15 @@ export interface Post {
 export interface Fault {
   /** The first listing request (1-based) that fails. */
   at: number;
-  kind: '500' | '503' | 'reset' | 'numeric-ids' | 'numeric-nested-ids' | 'huge-number';
+  kind:
+    | '500'
+    | '503'
+    | 'reset'
+    | 'numeric-ids'
+    | 'numeric-nested-ids'
+    | 'huge-number'
+    // Answers normally, but as if GoToSocial did not know `only_public`.
+    | 'ignore-only-public';
   /** How many requests fail from `at` on; default: all of them. */
   times?: number;
 }
@@ -356,11 +364,18 @@ export class TimelineServer {
     return this.mastodonApi(req, res, url, presented);
   }
 
+  /** The fault in force for the listing request being served, if any. */
+  private activeFault(): Fault | undefined {
+    const fault = this.fault;
+    if (!fault || this.listRequests < fault.at) return undefined;
+    if (fault.times !== undefined && this.listRequests >= fault.at + fault.times) return undefined;
+    return fault;
+  }
+
   private injectFault(res: ServerResponse): boolean {
     this.listRequests++;
-    const fault = this.fault;
-    if (!fault || this.listRequests < fault.at) return false;
-    if (fault.times !== undefined && this.listRequests >= fault.at + fault.times) return false;
+    const fault = this.activeFault();
+    if (!fault || fault.kind === 'ignore-only-public') return false;
     if (fault.kind === 'numeric-ids') {
       // A broken proxy or server that turned ids into numbers, losing precision.
       const body = this.posts
@@ -451,6 +466,10 @@ export class TimelineServer {
     const sinceId = flavour === 'gotosocial' ? undefined : (p.get('since_id') ?? undefined);
     const minId = p.get('min_id') ?? undefined;
     const excluded = new Set(flavour === 'pleroma' ? p.getAll('exclude_visibilities[]') : []);
+    const onlyPublic =
+      flavour === 'gotosocial' &&
+      truthy('only_public') &&
+      this.activeFault()?.kind !== 'ignore-only-public';
 
     let candidates = this.posts.filter((post) => {
       if (!owner && !['public', 'unlisted'].includes(post.visibility)) return false;
@@ -462,8 +481,7 @@ export class TimelineServer {
       }
       if (truthy('exclude_reblogs') && post.reblog) return false;
       if (truthy('only_media') && !post.media) return false;
-      if (flavour === 'gotosocial' && truthy('only_public') && post.visibility !== 'public')
-        return false;
+      if (onlyPublic && post.visibility !== 'public') return false;
       if (excluded.has(post.visibility)) return false;
       if (maxId && compareIds(post.id, maxId) >= 0) return false;
       if (sinceId && compareIds(post.id, sinceId) <= 0) return false;
