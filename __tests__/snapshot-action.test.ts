@@ -3,11 +3,19 @@
  * variables, against the loopback timeline server; every log is checked for the token.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseSnapshotInputs } from '../src/snapshot/config.ts';
-import { findLeaks, ROOT, runAction, type ActionRun, type RunOptions } from './harness/action.ts';
+import {
+  findLeaks,
+  NODE24,
+  ROOT,
+  runAction,
+  type ActionRun,
+  type RunOptions,
+} from './harness/action.ts';
 import { TimelineServer, type Post } from './servers/timeline.ts';
 
 let mastodon: TimelineServer;
@@ -235,6 +243,46 @@ describe('snapshot action (runner protocol)', () => {
     expect(file().equals(before)).toBe(true);
     expect(readdirSync(join(cwd, 'site'))).toEqual(['statuses.json']);
   });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s mid-walk removes the temporary file and leaves the old one',
+    async (signal) => {
+      await snapshot(mastodon, { count: '50', platform: 'mastodon', mode: 'full' });
+      const before = file();
+      mastodon.fault = { at: mastodon.listingRequests + 2, kind: 'stall' };
+      const child = spawn(NODE24, [join(ROOT, 'dist', 'snapshot', 'index.js')], {
+        cwd,
+        env: {
+          PATH: process.env.PATH ?? '',
+          INPUT_INSTANCE: mastodon.url,
+          'INPUT_ACCESS-TOKEN': mastodon.token,
+          INPUT_PLATFORM: 'mastodon',
+          INPUT_COUNT: '1000',
+          INPUT_MODE: 'full',
+          INPUT_PATH: 'site/statuses.json',
+        },
+        stdio: 'ignore',
+      });
+      const exited = new Promise<NodeJS.Signals | null>((done) =>
+        child.on('exit', (_code, killedBy) => done(killedBy)),
+      );
+      try {
+        // Wait (polling, no timing asserted) until the walk hangs on page 2 with its temp file.
+        const temp = () => readdirSync(join(cwd, 'site')).some((name) => name.endsWith('.tmp'));
+        for (let waited = 0; mastodon.listingRequests < mastodon.fault.at || !temp(); waited++) {
+          if (waited > 1000) throw new Error('the walk never reached page 2');
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        child.kill(signal);
+        expect(await exited).toBe(signal);
+      } finally {
+        mastodon.fault = undefined;
+        child.kill('SIGKILL');
+      }
+      expect(readdirSync(join(cwd, 'site'))).toEqual(['statuses.json']);
+      expect(file().equals(before)).toBe(true);
+    },
+  );
 
   it('a corrupt file fails the step with what to do', async () => {
     const bad = '{"not":"an array"}';

@@ -281,6 +281,25 @@ describe('incremental and accounts', () => {
       ['userId'],
     ]);
   });
+
+  it('a Pleroma flake id given bare: no name matches, so it is tried as an id', async () => {
+    const pleroma = await start('pleroma', 60);
+    expect(readAccount(pleroma.accountId)).toEqual({ kind: 'name', username: pleroma.accountId });
+    const result = await snapshot(pleroma, { account: pleroma.accountId, mode: 'full' });
+    expect(result.accountId).toBe(pleroma.accountId);
+    const lookups = pleroma.requests.filter((r) => !r.path.endsWith('/statuses'));
+    expect(lookups.map((r) => [r.path, r.query.acct])).toEqual([
+      ['/.well-known/nodeinfo', undefined],
+      ['/nodeinfo/2.0', undefined],
+      ['/api/v1/accounts/lookup', pleroma.accountId],
+      [`/api/v1/accounts/${pleroma.accountId}`, undefined],
+    ]);
+    expect(fileIds()).toEqual(expectedIds(pleroma, { count: 200 }));
+    // A name that is neither fails with the name lookup's 404.
+    await expect(snapshot(pleroma, { account: 'nobody', mode: 'full' })).rejects.toThrow(
+      /GET \/api\/v1\/accounts\/lookup answered HTTP 404/,
+    );
+  });
 });
 
 describe('errors', () => {

@@ -39,7 +39,9 @@ export interface Fault {
     | 'numeric-nested-ids'
     | 'huge-number'
     // Answers normally, but as if GoToSocial did not know `only_public`.
-    | 'ignore-only-public';
+    | 'ignore-only-public'
+    // Never answers: the client is stopped mid-walk.
+    | 'stall';
   /** How many requests fail from `at` on; default: all of them. */
   times?: number;
 }
@@ -407,6 +409,7 @@ export class TimelineServer {
       res.end(huge);
       return true;
     }
+    if (fault.kind === 'stall') return true;
     if (fault.kind === 'reset') {
       res.socket?.destroy();
       return true;
@@ -444,6 +447,13 @@ export class TimelineServer {
       if (name === 'bob' && local)
         return this.send(res, 200, { id: OTHER_ACCOUNT, username: 'bob' });
       return this.send(res, 404, { error: 'Record not found' });
+    }
+    const byId = /^\/api\/v1\/accounts\/([^/]+)$/.exec(url.pathname);
+    if (byId) {
+      const found = decodeURIComponent(byId[1] ?? '') === this.accountId;
+      return found
+        ? this.send(res, 200, this.account())
+        : this.send(res, 404, { error: 'Record not found' });
     }
     const match = /^\/api\/v1\/accounts\/([^/]+)\/statuses$/.exec(url.pathname);
     if (!match) return this.send(res, 404, { error: 'Record not found' });

@@ -131,8 +131,25 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
           bearer: accessToken,
         };
       }
-      const { data } = await http.json(request, accountSchema);
-      return data.id;
+      try {
+        return (await http.json(request, accountSchema)).data.id;
+      } catch (error) {
+        // Pleroma flake ids (and other servers' own id formats) look like names: a bare value no
+        // name matched is tried as an id before giving up.
+        const missing = error instanceof ServerError && error.status === 404;
+        if (!missing || account.kind !== 'name' || account.host) throw error;
+        const byId: HttpRequest = {
+          method: 'GET',
+          url: new URL(`api/v1/accounts/${encodeURIComponent(account.username)}`, base),
+          bearer: accessToken,
+        };
+        try {
+          return (await http.json(byId, accountSchema)).data.id;
+        } catch (second) {
+          // Not an id either: the name lookup's answer says more than the id's.
+          throw second instanceof ServerError && second.status === 404 ? error : second;
+        }
+      }
     },
 
     authorOf(item: Json) {

@@ -43,7 +43,10 @@ export async function runSnapshot(
   const http =
     runtime.http ?? new Http({ timeoutMs: config.timeoutMs, maxAttempts: config.maxAttempts });
   const startRequests = http.requestCount;
-  // Read before any request: a file that cannot be extended fails the step at once.
+  // The newest saved item, read before any request: it names the API and the account, and a
+  // file that does not start as a JSON array of posts fails here at once. The rest of the file
+  // is checked by the incremental walk's first pass, before its first listing request (after
+  // detection or an account lookup, when either is needed).
   const newest = config.mode === 'incremental' ? await firstItem(config.path) : undefined;
 
   let family: Family;

@@ -4,7 +4,7 @@
  * only ever sees a whole file. One object per line keeps diffs of the committed file small.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, unlinkSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { basename, dirname, join } from 'node:path';
@@ -137,6 +137,38 @@ export async function hashFile(path: string): Promise<string | undefined> {
   return hash.digest('hex');
 }
 
+/**
+ * Temporary files not yet renamed or removed. A cancelled workflow run sends SIGTERM (Ctrl-C in
+ * a terminal, SIGINT): they are removed before the process dies of the signal, so no stray
+ * `.statuses.json.*.tmp` is left next to the file to be committed with it.
+ */
+const openTemps = new Set<string>();
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+function removeTempsAndDie(signal: NodeJS.Signals): void {
+  for (const temp of openTemps) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // Already gone.
+    }
+  }
+  openTemps.clear();
+  for (const name of SIGNALS) process.off(name, removeTempsAndDie);
+  // The default action again: the runner sees the step end by the signal it sent.
+  process.kill(process.pid, signal);
+}
+
+function track(temp: string): void {
+  if (openTemps.size === 0) for (const name of SIGNALS) process.on(name, removeTempsAndDie);
+  openTemps.add(temp);
+}
+
+function untrack(temp: string): void {
+  openTemps.delete(temp);
+  if (openTemps.size === 0) for (const name of SIGNALS) process.off(name, removeTempsAndDie);
+}
+
 /** Streams a JSON array to a temporary file; `commit` renames it into place. */
 export class AtomicArrayWriter {
   private buffer = '';
@@ -160,6 +192,7 @@ export class AtomicArrayWriter {
     // Same folder as the target: rename is atomic only within one file system.
     const temp = join(folder, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
     const handle = await open(temp, 'wx');
+    track(temp);
     return new AtomicArrayWriter(path, temp, handle);
   }
 
@@ -184,12 +217,16 @@ export class AtomicArrayWriter {
     await this.handle.sync();
     await this.handle.close();
     this.closed = true;
-    if (this.hash.digest('hex') === previousHash) {
-      await unlink(this.temp);
-      return false;
+    try {
+      if (this.hash.digest('hex') === previousHash) {
+        await unlink(this.temp);
+        return false;
+      }
+      await rename(this.temp, this.path);
+      return true;
+    } finally {
+      untrack(this.temp);
     }
-    await rename(this.temp, this.path);
-    return true;
   }
 
   /** Drop the temporary file; the previous file is left as it was. */
@@ -199,6 +236,7 @@ export class AtomicArrayWriter {
       await this.handle.close().catch(() => undefined);
     }
     await unlink(this.temp).catch(() => undefined);
+    untrack(this.temp);
   }
 
   private async flush(): Promise<void> {
