@@ -22,6 +22,8 @@ export interface Post {
   visibility: Visibility;
   reply: 'none' | 'self' | 'other';
   replyToId: string | null;
+  /** Mentions another account: every reply to others, and every other self-reply. */
+  mention: boolean;
   reblog: boolean;
   media: boolean;
 }
@@ -29,7 +31,17 @@ export interface Post {
 export interface Fault {
   /** The first listing request (1-based) that fails. */
   at: number;
-  kind: '500' | '503' | 'reset' | 'numeric-ids';
+  kind:
+    | '500'
+    | '503'
+    | 'reset'
+    | 'numeric-ids'
+    | 'numeric-nested-ids'
+    | 'huge-number'
+    // Answers normally, but as if GoToSocial did not know `only_public`.
+    | 'ignore-only-public'
+    // Never answers: the client is stopped mid-walk.
+    | 'stall';
   /** How many requests fail from `at` on; default: all of them. */
   times?: number;
 }
@@ -55,6 +67,7 @@ export interface RecordedRequest {
 const START = Date.parse('2024-01-01T00:00:00Z');
 const STEP_MS = 37 * 60 * 1000;
 const OTHER_ACCOUNT = 'other-account';
+const BOB_URL = 'https://elsewhere.example/@bob';
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -160,6 +173,7 @@ export class TimelineServer {
             : reply === 'other'
               ? makeId(this.flavour, ms - 1000, index + 500_000)
               : null,
+        mention: reply === 'other' || (reply === 'self' && index % 2 === 0),
         reblog: reply === 'none' && index % 13 === 0,
         media: index % 5 === 0 && !(reply === 'none' && index % 13 === 0),
       };
@@ -236,7 +250,13 @@ export class TimelineServer {
       media_attachments: post.media
         ? [{ id: `m${post.index}`, type: 'image', url: `${this.url}/media/${post.index}.png` }]
         : [],
-      mentions: [],
+      // Pleroma's own extension holds its conversation id as a (small) number.
+      ...(this.flavour === 'pleroma'
+        ? { pleroma: { conversation_id: post.index, local: true } }
+        : {}),
+      mentions: post.mention
+        ? [{ id: OTHER_ACCOUNT, username: 'bob', acct: 'bob@elsewhere.example', url: BOB_URL }]
+        : [],
       tags: [],
       emojis: [],
     };
@@ -346,11 +366,18 @@ export class TimelineServer {
     return this.mastodonApi(req, res, url, presented);
   }
 
+  /** The fault in force for the listing request being served, if any. */
+  private activeFault(): Fault | undefined {
+    const fault = this.fault;
+    if (!fault || this.listRequests < fault.at) return undefined;
+    if (fault.times !== undefined && this.listRequests >= fault.at + fault.times) return undefined;
+    return fault;
+  }
+
   private injectFault(res: ServerResponse): boolean {
     this.listRequests++;
-    const fault = this.fault;
-    if (!fault || this.listRequests < fault.at) return false;
-    if (fault.times !== undefined && this.listRequests >= fault.at + fault.times) return false;
+    const fault = this.activeFault();
+    if (!fault || fault.kind === 'ignore-only-public') return false;
     if (fault.kind === 'numeric-ids') {
       // A broken proxy or server that turned ids into numbers, losing precision.
       const body = this.posts
@@ -359,6 +386,30 @@ export class TimelineServer {
       this.send(res, 200, body);
       return true;
     }
+    if (fault.kind === 'numeric-nested-ids') {
+      // Ids are strings, but the author's id comes as a number (a snowflake: past 2^53).
+      const body = this.posts.slice(-3).map((post) => {
+        const status = this.status(post);
+        return { ...status, account: { ...(status.account as Json), id: Number(this.accountId) } };
+      });
+      this.send(res, 200, body);
+      return true;
+    }
+    if (fault.kind === 'huge-number') {
+      // A number no double holds exactly, away from any id.
+      const text = JSON.stringify(this.posts.slice(-3).map((post) => this.status(post)));
+      const huge = text.replace(
+        '"sensitive":false',
+        '"sensitive":false,"big":123456789012345678901',
+      );
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(huge),
+      });
+      res.end(huge);
+      return true;
+    }
+    if (fault.kind === 'stall') return true;
     if (fault.kind === 'reset') {
       res.socket?.destroy();
       return true;
@@ -390,10 +441,19 @@ export class TimelineServer {
     if (url.pathname === '/api/v1/accounts/lookup') {
       const acct = (url.searchParams.get('acct') ?? '').replace(/^@/, '');
       const [name, host] = acct.split('@');
-      if (name === this.username && (!host || host === new URL(this.url).host)) {
-        return this.send(res, 200, this.account());
-      }
+      const local = !host || host === new URL(this.url).host;
+      if (name === this.username && local) return this.send(res, 200, this.account());
+      // Another local account, who has posted nothing.
+      if (name === 'bob' && local)
+        return this.send(res, 200, { id: OTHER_ACCOUNT, username: 'bob' });
       return this.send(res, 404, { error: 'Record not found' });
+    }
+    const byId = /^\/api\/v1\/accounts\/([^/]+)$/.exec(url.pathname);
+    if (byId) {
+      const found = decodeURIComponent(byId[1] ?? '') === this.accountId;
+      return found
+        ? this.send(res, 200, this.account())
+        : this.send(res, 404, { error: 'Record not found' });
     }
     const match = /^\/api\/v1\/accounts\/([^/]+)\/statuses$/.exec(url.pathname);
     if (!match) return this.send(res, 404, { error: 'Record not found' });
@@ -416,18 +476,22 @@ export class TimelineServer {
     const sinceId = flavour === 'gotosocial' ? undefined : (p.get('since_id') ?? undefined);
     const minId = p.get('min_id') ?? undefined;
     const excluded = new Set(flavour === 'pleroma' ? p.getAll('exclude_visibilities[]') : []);
+    const onlyPublic =
+      flavour === 'gotosocial' &&
+      truthy('only_public') &&
+      this.activeFault()?.kind !== 'ignore-only-public';
 
     let candidates = this.posts.filter((post) => {
       if (!owner && !['public', 'unlisted'].includes(post.visibility)) return false;
-      if (truthy('exclude_replies')) {
-        // Mastodon and GoToSocial keep self-replies; Pleroma drops every reply.
-        if (post.reply === 'other' || (flavour === 'pleroma' && post.reply === 'self'))
-          return false;
+      if (truthy('exclude_replies') && post.reply !== 'none') {
+        // Mastodon keeps every self-reply; GoToSocial only those that mention nobody (its
+        // GetAccountStatuses); Pleroma drops every reply.
+        if (post.reply === 'other' || flavour === 'pleroma') return false;
+        if (flavour === 'gotosocial' && post.mention) return false;
       }
       if (truthy('exclude_reblogs') && post.reblog) return false;
       if (truthy('only_media') && !post.media) return false;
-      if (flavour === 'gotosocial' && truthy('only_public') && post.visibility !== 'public')
-        return false;
+      if (onlyPublic && post.visibility !== 'public') return false;
       if (excluded.has(post.visibility)) return false;
       if (maxId && compareIds(post.id, maxId) >= 0) return false;
       if (sinceId && compareIds(post.id, sinceId) <= 0) return false;

@@ -2,7 +2,8 @@
 // by side with a script using masto.js's paginator, against the same loopback Mastodon server in
 // the same run. Each side runs in its own child process, which reports its own wall time, CPU and
 // peak memory; the server counts the requests. Prints numbers; asserts nothing.
-// Targets: requests = ⌈count / 40⌉ + 1; incremental with nothing new = 1 request;
+// Targets: requests = ⌈count / 40⌉ + 1; incremental with nothing new = 1 request (with the
+// default platform: auto too);
 // wall ≤ 1.0× and CPU ≤ 0.5× of masto.js.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +24,8 @@ if (Number(process.versions.node.split('.')[0]) < 23) {
   process.exit(result.status ?? 1);
 }
 
-const [side, url, token, dir, mode, visibility = 'public'] = process.argv.slice(2);
+const [side, url, token, dir, mode, visibility = 'public', platform = 'mastodon'] =
+  process.argv.slice(2);
 if (side === 'ours') await ours();
 else if (side === 'masto') await masto();
 else await main();
@@ -45,7 +47,7 @@ async function ours() {
   Object.assign(process.env, {
     INPUT_INSTANCE: url,
     'INPUT_ACCESS-TOKEN': token,
-    INPUT_PLATFORM: 'mastodon',
+    INPUT_PLATFORM: platform,
     INPUT_COUNT: String(COUNT),
     INPUT_VISIBILITY: visibility,
     INPUT_PATH: join(dir, 'ours.json'),
@@ -100,7 +102,7 @@ async function main() {
   const server = await TimelineServer.start({ flavour: 'mastodon', posts });
   const dir = mkdtempSync(join(tmpdir(), 'bench-snapshot-'));
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-  const samples = { ours: [], masto: [], incremental: [], everything: [] };
+  const samples = { ours: [], masto: [], incremental: [], incrementalAuto: [], everything: [] };
   try {
     for (let run = 0; run < RUNS; run++) {
       // Alternate, so neither side always runs on a warmer machine.
@@ -110,6 +112,13 @@ async function main() {
       }
       samples.incremental.push(
         await child(['ours', server.url, server.token, dir, 'incremental'], server),
+      );
+      // The README's workflow sets no platform: the file, not detection, tells the family.
+      samples.incrementalAuto.push(
+        await child(
+          ['ours', server.url, server.token, dir, 'incremental', 'public', 'auto'],
+          server,
+        ),
       );
     }
     // Nothing filtered: the request count is the page arithmetic alone.
@@ -134,6 +143,7 @@ async function main() {
     row('fedi-token snapshot (full)', samples.ours),
     row('masto.js paginator', samples.masto),
     row('fedi-token incremental, nothing new', samples.incremental),
+    row('  the same with platform: auto (default)', samples.incrementalAuto),
     row('fedi-token full, nothing filtered (1 run)', samples.everything),
   ];
   console.log(

@@ -91,8 +91,8 @@ const ID = /^(\d+|[0-9A-HJKMNP-TV-Z]{26})$/;
 
 /**
  * `@user@host` and `@user` are names; a bare value is an id when it has the shape of one (digits,
- * a ULID) and a name otherwise. Misskey ids look like names, so the Misskey walk falls back from
- * name to id itself.
+ * a ULID) and a name otherwise. Misskey and Pleroma ids look like names, so both sources try a
+ * bare name that no account has as an id before giving up.
  */
 export function readAccount(raw: string): AccountRef {
   const value = raw.trim();

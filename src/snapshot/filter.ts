@@ -93,6 +93,19 @@ export function factsOf(family: Family, item: Json): ItemFacts {
   };
 }
 
+/**
+ * Which family wrote an item, from its shape: a Misskey Note has `userId` and `createdAt`, a
+ * Mastodon Status `account` and `created_at`. Undefined when it is neither.
+ */
+export function familyOfItem(item: Json): Family | undefined {
+  if (typeof item.userId === 'string' && typeof item.createdAt === 'string') return 'misskey';
+  const account = item.account;
+  if (typeof account === 'object' && account !== null && typeof item.created_at === 'string') {
+    return 'mastodon';
+  }
+  return undefined;
+}
+
 /** Why an item is left out, or undefined when it is kept. */
 export function rejectReason(facts: ItemFacts, options: FilterOptions): FilterReason | undefined {
   const allowed = VISIBILITIES.indexOf(options.visibility);

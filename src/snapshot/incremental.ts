@@ -1,13 +1,13 @@
 /**
  * `mode: incremental`: the same downward walk as `full`, from the top, ending at the first post
- * the file already holds (any of them: the newest may have been deleted since) or at `count`
- * new ones. New posts stream into the new file first, then the old file's posts follow, so
- * nothing new costs one request and many new posts cost no more than a full run.
+ * no newer than the file's newest (the file's own, or an older one where that was deleted) or at
+ * `count` new ones. New posts stream into the new file first, then the old file's posts follow,
+ * so nothing new costs one request and many new posts cost no more than a full run.
  */
 import type { SnapshotConfig } from './config.ts';
 import { compareIds } from './filter.ts';
 import type { Json, TimelineSource } from './source.ts';
-import { AtomicArrayWriter, hashFile, readItems } from './store.ts';
+import { AtomicArrayWriter, hashFile, readEntries, readItems } from './store.ts';
 import { full, type Outcome, type Walk } from './walk.ts';
 
 export async function incremental(
@@ -17,10 +17,9 @@ export async function incremental(
   walk: Walk,
 ): Promise<Outcome> {
   const { path, count } = config;
-  // First pass, streamed, before any request: proves the file whole, keeps its ids (only ids:
-  // a file of 100 000 posts must not be held in memory) and tells whether today's filters would
-  // drop anything from it.
-  const known = new Set<string>();
+  // First pass, streamed: proves the file whole, finds its newest id and tells whether today's
+  // filters would drop anything from it. Nothing but counts is kept: a file of 100 000 posts
+  // must not be held in memory.
   let newestKnown: string | undefined;
   let oldTotal = 0;
   let oldKept = 0;
@@ -29,7 +28,6 @@ export async function incremental(
   for await (const item of readItems(path)) {
     const id = item.id as string;
     oldTotal++;
-    known.add(id);
     if (newestKnown === undefined || compareIds(id, newestKnown) > 0) newestKnown = id;
     if (walk.keeps(item)) {
       oldKept++;
@@ -51,18 +49,15 @@ export async function incremental(
     let last: Json | undefined;
     walking: for await (const page of source.pagesDown(accountId)) {
       for (const item of page) {
-        const id = item.id as string;
-        if (known.has(id)) {
+        // Servers list newest first, so everything from here down is in the file already, or
+        // older than its newest post: a post the file lacks there (filters were widened, or
+        // the file's posts were deleted on the server) would land above newer ones and break
+        // the order. The walk ends, whether or not this very id is in the file.
+        if (compareIds(item.id as string, newestKnown) <= 0) {
           walk.known();
           break walking;
         }
         if (!walk.accept(item)) continue;
-        // Incremental runs add only what is newer than the file: an older post the file lacks
-        // (filters were widened since) would land above newer ones and break the order.
-        if (compareIds(id, newestKnown) <= 0) {
-          walk.filtered.duplicate++;
-          continue;
-        }
         writer ??= await open();
         await writer.write(item);
         newCount++;
@@ -79,13 +74,14 @@ export async function incremental(
 
     writer ??= await open();
     // Second pass: the old posts stream from the old file into the new one, after the new ones.
-    // New posts are never in `known`, so only the old file's own repeats can collide here.
+    // New posts are all newer than the old ones, so only the old file's own repeats collide.
     const written = new Set<string>();
-    for await (const item of readItems(path)) {
+    // Their bytes are copied, not serialised again, wherever the file has one item per line.
+    for await (const { item, text } of readEntries(path)) {
       if (writer.written >= count) break;
       const id = item.id as string;
       if (written.has(id) || !walk.keeps(item)) continue;
-      await writer.write(item);
+      await writer.write(item, text);
       written.add(id);
       first ??= item;
       last = item;

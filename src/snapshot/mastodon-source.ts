@@ -88,10 +88,10 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
 
   function filters(): Record<string, QueryValue> {
     const query: Record<string, QueryValue> = { limit: pageSize };
-    // Pleroma's exclude_replies drops the user's own threads too, and an unknown server may be
-    // Pleroma; there, replies are filtered here.
-    const serverReplies = flavour === 'mastodon' || flavour === 'gotosocial';
-    if (options.excludeReplies && serverReplies) query.exclude_replies = 'true';
+    // Only Mastodon's exclude_replies keeps every self-reply. Pleroma's drops the user's own
+    // threads too, GoToSocial's keeps a self-reply only when it mentions nobody, and an unknown
+    // server may be either; there, replies are filtered here.
+    if (options.excludeReplies && flavour === 'mastodon') query.exclude_replies = 'true';
     if (options.excludeReblogs) query.exclude_reblogs = 'true';
     if (options.onlyMedia) query.only_media = 'true';
     if (flavour === 'gotosocial' && options.visibility === 'public') query.only_public = 'true';
@@ -131,8 +131,25 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
           bearer: accessToken,
         };
       }
-      const { data } = await http.json(request, accountSchema);
-      return data.id;
+      try {
+        return (await http.json(request, accountSchema)).data.id;
+      } catch (error) {
+        // Pleroma flake ids (and other servers' own id formats) look like names: a bare value no
+        // name matched is tried as an id before giving up.
+        const missing = error instanceof ServerError && error.status === 404;
+        if (!missing || account.kind !== 'name' || account.host) throw error;
+        const byId: HttpRequest = {
+          method: 'GET',
+          url: new URL(`api/v1/accounts/${encodeURIComponent(account.username)}`, base),
+          bearer: accessToken,
+        };
+        try {
+          return (await http.json(byId, accountSchema)).data.id;
+        } catch (second) {
+          // Not an id either: the name lookup's answer says more than the id's.
+          throw second instanceof ServerError && second.status === 404 ? error : second;
+        }
+      }
     },
 
     authorOf(item: Json) {

@@ -3,12 +3,12 @@
  * (`full`: to `count`; `incremental`: to the first post the file holds), filters every item
  * client-side, and writes the file atomically. Knows nothing of @actions/core.
  */
-import { UnsupportedError } from '../errors.ts';
+import { InputError, UnsupportedError } from '../errors.ts';
 import { Http } from '../http.ts';
 import { detectPlatform } from '../providers/detect.ts';
 import type { Software } from '../providers/provider.ts';
 import type { SnapshotConfig } from './config.ts';
-import type { Family, FilterOptions, FilterReason } from './filter.ts';
+import { familyOfItem, type Family, type FilterOptions, type FilterReason } from './filter.ts';
 import { incremental } from './incremental.ts';
 import { flavourOf, mastodonSource } from './mastodon-source.ts';
 import { misskeySource } from './misskey-source.ts';
@@ -43,12 +43,30 @@ export async function runSnapshot(
   const http =
     runtime.http ?? new Http({ timeoutMs: config.timeoutMs, maxAttempts: config.maxAttempts });
   const startRequests = http.requestCount;
-  // Read before any request: a file that cannot be extended fails the step at once.
+  // The newest saved item, read before any request: it names the API and the account, and a
+  // file that does not start as a JSON array of posts fails here at once. The rest of the file
+  // is checked by the incremental walk's first pass, before its first listing request (after
+  // detection or an account lookup, when either is needed).
   const newest = config.mode === 'incremental' ? await firstItem(config.path) : undefined;
 
   let family: Family;
   let software: Software | undefined;
-  if (config.platform === 'auto') {
+  const savedFamily = newest && familyOfItem(newest);
+  if (config.platform !== 'auto') {
+    family = config.platform;
+    if (savedFamily && savedFamily !== family) {
+      throw new InputError(
+        'platform',
+        `is ${family}, but ${config.path} holds ${savedFamily} items${REPLACE}`,
+      );
+    }
+  } else if (savedFamily) {
+    // The file says which API wrote it; the server's exact software is not needed, because
+    // without it the walk asks only for what every server of the family does right (the
+    // "unknown" flavour) and filters the rest here. Nothing new then costs one request.
+    family = savedFamily;
+    runtime.log(`${config.path} holds ${family} items: server detection skipped`);
+  } else {
     const detected = await detectPlatform(http, config.instance);
     if (detected.platform !== 'mastodon' && detected.platform !== 'misskey') {
       throw new UnsupportedError(
@@ -58,8 +76,6 @@ export async function runSnapshot(
     family = detected.platform;
     software = detected.software;
     runtime.log(`Detected ${software?.name ?? family} at ${config.instance.origin}`);
-  } else {
-    family = config.platform;
   }
 
   const common = {
@@ -82,6 +98,15 @@ export async function runSnapshot(
 
   // An incremental run reads the account from the file it extends: nothing new costs one request.
   const accountId = accountFromFile(config, source, newest) ?? (await source.resolveAccount());
+  const author = newest && source.authorOf(newest).id;
+  if (author !== undefined && author !== accountId) {
+    // Merging would mix two accounts' posts in one file, and the walk would never meet a post
+    // the file holds.
+    throw new InputError(
+      'account',
+      `names account ${accountId}, but ${config.path} holds the posts of account ${author}${REPLACE}`,
+    );
+  }
   const filter: FilterOptions = {
     accountId,
     visibility: config.visibility,
@@ -107,9 +132,12 @@ export async function runSnapshot(
   };
 }
 
+const REPLACE = "; set 'mode: full' to replace the file, or choose another 'path'";
+
 /**
  * The account id from the newest item of the existing file, when the input names that same
- * account: the token's owner (the file is theirs), the same id, or the same local user name.
+ * account: the token's owner (the file is theirs), the same id, or the same local user name
+ * (or the author's id where a name was expected: Misskey and Pleroma ids look like names).
  */
 function accountFromFile(
   config: SnapshotConfig,
@@ -121,6 +149,7 @@ function accountFromFile(
   const { account } = config;
   if (account.kind === 'self') return author.id;
   if (account.kind === 'id') return account.id;
+  if (!account.host && account.username === author.id) return author.id;
   const local = !account.host || account.host === config.instance.host.toLowerCase();
   return local && author.username?.toLowerCase() === account.username.toLowerCase()
     ? author.id

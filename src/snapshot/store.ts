@@ -4,7 +4,7 @@
  * only ever sees a whole file. One object per line keeps diffs of the committed file small.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, unlinkSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { basename, dirname, join } from 'node:path';
@@ -41,13 +41,28 @@ function checkItem(path: string, item: unknown, index: number): asserts item is 
   }
 }
 
+/** An item of the existing file, with its own JSON text when the layout gives it whole. */
+export interface Entry {
+  item: Json;
+  /**
+   * The item's bytes as the file holds them (one item per line): copied into the next file
+   * unchanged, so a merge never rewrites old items (nor rounds numbers beyond 2^53 in them).
+   */
+  text?: string;
+}
+
+/** The existing file's items, one at a time: `readEntries` without the text. */
+export async function* readItems(path: string): AsyncGenerator<Json> {
+  for await (const entry of readEntries(path)) yield entry.item;
+}
+
 /**
  * The existing file's items, one at a time, so memory does not grow with `count`. Files this
  * action wrote hold one item per line and are read line by line; any other layout of a JSON
- * array falls back to parsing the whole file. Nothing when the file does not exist; a malformed
- * file is an InputError.
+ * array falls back to parsing the whole file (and then has no `text`). Nothing when the file
+ * does not exist; a malformed file is an InputError.
  */
-export async function* readItems(path: string): AsyncGenerator<Json> {
+export async function* readEntries(path: string): AsyncGenerator<Entry> {
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
@@ -77,16 +92,17 @@ export async function* readItems(path: string): AsyncGenerator<Json> {
         if (index > 0 && !more) fallback = true;
         else {
           more = line.endsWith(',');
+          const text = more ? line.slice(0, -1) : line;
           let item: unknown;
           try {
-            item = JSON.parse(more ? line.slice(0, -1) : line);
+            item = JSON.parse(text);
           } catch {
             fallback = true;
           }
           if (!fallback) {
             checkItem(path, item, index);
             index++;
-            yield item;
+            yield { item, text };
           }
         }
       }
@@ -100,7 +116,7 @@ export async function* readItems(path: string): AsyncGenerator<Json> {
   if (!fallback && state === 'end') return;
   // Not this action's layout (or cut short): the whole-file parse decides, skipping what was read.
   const items = (await readSnapshot(path)) ?? [];
-  for (const item of items.slice(index)) yield item;
+  for (const item of items.slice(index)) yield { item };
 }
 
 /** The first item of the file, undefined when the file is missing or empty. */
@@ -119,6 +135,38 @@ export async function hashFile(path: string): Promise<string | undefined> {
     throw error;
   }
   return hash.digest('hex');
+}
+
+/**
+ * Temporary files not yet renamed or removed. A cancelled workflow run sends SIGTERM (Ctrl-C in
+ * a terminal, SIGINT): they are removed before the process dies of the signal, so no stray
+ * `.statuses.json.*.tmp` is left next to the file to be committed with it.
+ */
+const openTemps = new Set<string>();
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+function removeTempsAndDie(signal: NodeJS.Signals): void {
+  for (const temp of openTemps) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // Already gone.
+    }
+  }
+  openTemps.clear();
+  for (const name of SIGNALS) process.off(name, removeTempsAndDie);
+  // The default action again: the runner sees the step end by the signal it sent.
+  process.kill(process.pid, signal);
+}
+
+function track(temp: string): void {
+  if (openTemps.size === 0) for (const name of SIGNALS) process.on(name, removeTempsAndDie);
+  openTemps.add(temp);
+}
+
+function untrack(temp: string): void {
+  openTemps.delete(temp);
+  if (openTemps.size === 0) for (const name of SIGNALS) process.off(name, removeTempsAndDie);
 }
 
 /** Streams a JSON array to a temporary file; `commit` renames it into place. */
@@ -144,6 +192,7 @@ export class AtomicArrayWriter {
     // Same folder as the target: rename is atomic only within one file system.
     const temp = join(folder, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
     const handle = await open(temp, 'wx');
+    track(temp);
     return new AtomicArrayWriter(path, temp, handle);
   }
 
@@ -151,8 +200,9 @@ export class AtomicArrayWriter {
     return this.count;
   }
 
-  async write(item: Json): Promise<void> {
-    this.buffer += `${this.count === 0 ? '[\n' : ',\n'}${JSON.stringify(item)}`;
+  /** Appends an item: `text` when given (its bytes from the old file), else serialised. */
+  async write(item: Json, text = JSON.stringify(item)): Promise<void> {
+    this.buffer += `${this.count === 0 ? '[\n' : ',\n'}${text}`;
     this.count++;
     if (this.buffer.length >= FLUSH_BYTES) await this.flush();
   }
@@ -167,12 +217,16 @@ export class AtomicArrayWriter {
     await this.handle.sync();
     await this.handle.close();
     this.closed = true;
-    if (this.hash.digest('hex') === previousHash) {
-      await unlink(this.temp);
-      return false;
+    try {
+      if (this.hash.digest('hex') === previousHash) {
+        await unlink(this.temp);
+        return false;
+      }
+      await rename(this.temp, this.path);
+      return true;
+    } finally {
+      untrack(this.temp);
     }
-    await rename(this.temp, this.path);
-    return true;
   }
 
   /** Drop the temporary file; the previous file is left as it was. */
@@ -182,6 +236,7 @@ export class AtomicArrayWriter {
       await this.handle.close().catch(() => undefined);
     }
     await unlink(this.temp).catch(() => undefined);
+    untrack(this.temp);
   }
 
   private async flush(): Promise<void> {
