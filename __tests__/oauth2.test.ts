@@ -117,7 +117,7 @@ describe('client authentication', () => {
     expect(auth).toBe('body');
   });
 
-  it('picks client_secret_post from metadata that lists only it, and is overridable', async () => {
+  it('picks client_secret_post from metadata that lists only it; a forced other method is refused', async () => {
     const strict = await startOidc({ authMethods: ['client_secret_post'] });
     try {
       const client = {
@@ -129,19 +129,39 @@ describe('client authentication', () => {
       remember(strict.post.secret, strict.basic.secret);
       const auto = await run({ operation: 'client-credentials', ...client });
       expect(auto.exitCode).toBe(0);
+      expect(auto.outputs['access-token']).toMatch(/^\S{20,}$/);
       expect(strict.clientAuth).toEqual(['body']);
       const forced = await run({
         operation: 'client-credentials',
         'token-endpoint-auth-method': 'client_secret_basic',
         ...client,
       });
-      // oidc-provider accepts either of the two secret methods, so the override succeeds; what
-      // matters here is that the override, not the metadata, decided.
-      expect(forced.exitCode).toBe(0);
+      // The override, not the metadata, decided: Basic went out and the server refused it.
       expect(strict.clientAuth).toEqual(['body', 'basic']);
+      expect(forced.exitCode).toBe(1);
+      expect(forced.outputs['access-token']).toBeUndefined();
+      expect(forced.stdout).toMatch(
+        /::error::.*POST \/token answered HTTP 401 \(invalid_client\).*registered for 'token-endpoint-auth-method: client_secret_basic' \(auto follows the server's metadata\)/,
+      );
     } finally {
       await strict.close();
     }
+  });
+
+  it('refuses client_secret_post from a client registered for client_secret_basic', async () => {
+    const forced = await run({
+      operation: 'client-credentials',
+      instance: oidc.issuer,
+      'client-id': oidc.basic.id,
+      'client-secret': oidc.basic.secret,
+      'token-endpoint-auth-method': 'client_secret_post',
+      scope: 'api:read',
+    });
+    expect(oidc.clientAuth.at(-1)).toBe('body');
+    expect(forced.exitCode).toBe(1);
+    expect(forced.stdout).toMatch(
+      /HTTP 401 \(invalid_client\).*'token-endpoint-auth-method: client_secret_post'/,
+    );
   });
 });
 
@@ -322,8 +342,8 @@ describe('discovery', () => {
       const inputs = {
         operation: 'client-credentials',
         instance: front.url,
-        'client-id': oidc.basic.id,
-        'client-secret': oidc.basic.secret,
+        'client-id': oidc.post.id,
+        'client-secret': oidc.post.secret,
         scope: 'api:read',
       };
       issuer = front.url;

@@ -4,11 +4,17 @@
  * Endpoints come from the inputs or the server's metadata (oauth2-discovery.ts).
  */
 import * as z from 'zod/mini';
-import { InputError, UnsupportedError } from '../errors.ts';
+import { InputError, ServerError, UnsupportedError } from '../errors.ts';
 import { parseJson, type HttpRequest } from '../http.ts';
 import type { Operation, TokenConfig } from '../inputs.ts';
 import { chooseClientAuth, findEndpoints, type ServerEndpoints } from './oauth2-discovery.ts';
-import { applyClientAuth, requestToken, revokeToken, type ClientAuth } from './oauth-token.ts';
+import {
+  applyClientAuth,
+  requestToken,
+  revokeToken,
+  withHint,
+  type ClientAuth,
+} from './oauth-token.ts';
 import type { Identity, Provider, ProviderContext, TokenResult, Validation } from './provider.ts';
 
 const introspection = z.object({
@@ -61,16 +67,19 @@ export const oauth2Provider: Provider = {
       ['token'],
       ['userinfo'],
     );
-    const tokens = await requestToken(ctx, {
-      endpoint: required(endpoints.token),
-      ...client(config, endpoints),
-      params: {
-        grant_type: 'authorization_code',
-        code: config.code,
-        redirect_uri: config.redirectUri,
-        code_verifier: config.codeVerifier,
-      },
-    });
+    const tokens = await authenticated(
+      config,
+      requestToken(ctx, {
+        endpoint: required(endpoints.token),
+        ...client(config, endpoints),
+        params: {
+          grant_type: 'authorization_code',
+          code: config.code,
+          redirect_uri: config.redirectUri,
+          code_verifier: config.codeVerifier,
+        },
+      }),
+    );
     // Naming the owner is a courtesy: a token without the userinfo scope is still a good token.
     const identity = endpoints.userinfo
       ? await readUserinfo(ctx, endpoints.userinfo, tokens.accessToken).catch(() => undefined)
@@ -81,11 +90,14 @@ export const oauth2Provider: Provider = {
   async clientCredentials(ctx: ProviderContext): Promise<TokenResult> {
     const { config } = ctx;
     const endpoints = await findEndpoints(ctx.http, config, config.instance, ['token']);
-    const tokens = await requestToken(ctx, {
-      endpoint: required(endpoints.token),
-      ...client(config, endpoints),
-      params: { grant_type: 'client_credentials', scope: config.scope },
-    });
+    const tokens = await authenticated(
+      config,
+      requestToken(ctx, {
+        endpoint: required(endpoints.token),
+        ...client(config, endpoints),
+        params: { grant_type: 'client_credentials', scope: config.scope },
+      }),
+    );
     return {
       tokens,
       identity: { id: config.clientId ?? '', username: config.clientId ?? '', kind: 'app' },
@@ -95,15 +107,18 @@ export const oauth2Provider: Provider = {
   async refresh(ctx: ProviderContext): Promise<TokenResult> {
     const { config } = ctx;
     const endpoints = await findEndpoints(ctx.http, config, config.instance, ['token']);
-    const tokens = await requestToken(ctx, {
-      endpoint: required(endpoints.token),
-      ...client(config, endpoints),
-      params: {
-        grant_type: 'refresh_token',
-        refresh_token: config.refreshToken,
-        scope: config.scope,
-      },
-    });
+    const tokens = await authenticated(
+      config,
+      requestToken(ctx, {
+        endpoint: required(endpoints.token),
+        ...client(config, endpoints),
+        params: {
+          grant_type: 'refresh_token',
+          refresh_token: config.refreshToken,
+          scope: config.scope,
+        },
+      }),
+    );
     // RFC 6749 §6: without a new refresh token the old one stays valid, so it is still the one
     // to keep; the output always holds the refresh token to use next time.
     if (!tokens.refreshToken) {
@@ -147,12 +162,15 @@ export const oauth2Provider: Provider = {
   async revoke(ctx: ProviderContext, accessToken: string): Promise<void> {
     const { config } = ctx;
     const endpoints = await findEndpoints(ctx.http, config, config.instance, ['revocation']);
-    await revokeToken(ctx, {
-      endpoint: required(endpoints.revocation),
-      token: accessToken,
-      tokenTypeHint: 'access_token',
-      ...client(config, endpoints),
-    });
+    await authenticated(
+      config,
+      revokeToken(ctx, {
+        endpoint: required(endpoints.revocation),
+        token: accessToken,
+        tokenTypeHint: 'access_token',
+        ...client(config, endpoints),
+      }),
+    );
   },
 
   unsupported(operation: Operation): string {
@@ -175,6 +193,26 @@ function client(
   };
 }
 
+/**
+ * A forced method the client is not registered for reads as a plain invalid_client on most
+ * servers; the hint names the input that decided it.
+ */
+async function authenticated<T>(config: TokenConfig, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    const forced = config.tokenEndpointAuthMethod;
+    if (forced !== 'auto' && error instanceof ServerError && error.code === 'invalid_client') {
+      throw withHint(
+        error,
+        `Check 'client-id' and 'client-secret', and that the client is registered for ` +
+          `'token-endpoint-auth-method: ${forced}' (auto follows the server's metadata)`,
+      );
+    }
+    throw error;
+  }
+}
+
 async function introspect(
   ctx: ProviderContext,
   endpoints: ServerEndpoints,
@@ -192,7 +230,7 @@ async function introspect(
     form,
   };
   applyClientAuth(request, form, client(ctx.config, endpoints));
-  const { data } = await ctx.http.json(request, introspection);
+  const { data } = await authenticated(ctx.config, ctx.http.json(request, introspection));
   if (!data.active) {
     return { valid: false, reason: 'the server reports it inactive (revoked, expired or unknown)' };
   }
