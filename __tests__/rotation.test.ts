@@ -10,6 +10,12 @@ import sodium from 'libsodium-wrappers';
 import { sealForKey } from '../src/github/sealed-box.ts';
 import { ROOT, findLeaks, runAction, type ActionRun } from './harness/action.ts';
 import { startGitHub, type GitHubServer } from './servers/github.ts';
+import {
+  OOB,
+  startMastodonServer,
+  type MastodonServer,
+  type RegisteredApp,
+} from './servers/mastodon.ts';
 import { REDIRECT_URI, startOidc, type OidcServer } from './servers/oidc.ts';
 
 const SECRET = 'FEDI_REFRESH_TOKEN';
@@ -131,6 +137,88 @@ describe('write-back', () => {
     expect(result.exitCode).toBe(0);
     expect(gh.secrets.get(SECRET)).toBe(result.outputs['refresh-token']);
     expect(gh.requests.filter((r) => r.startsWith('PUT'))).toHaveLength(4);
+  });
+});
+
+describe('write-back with platform: mastodon on Pleroma', () => {
+  let pleroma: MastodonServer;
+  afterAll(async () => {
+    await pleroma?.close();
+  });
+
+  async function runOn(app: RegisteredApp, inputs: Record<string, string>): Promise<ActionRun> {
+    const result = await runAction(
+      'main',
+      {
+        platform: 'mastodon',
+        instance: pleroma.url,
+        'client-id': app.clientId,
+        'client-secret': app.clientSecret,
+        'max-attempts': '2',
+        ...inputs,
+      },
+      { env: { GITHUB_API_URL: gh.url, GITHUB_REPOSITORY: gh.repository } },
+    );
+    for (const name of ['access-token', 'refresh-token']) {
+      const value = result.outputs[name];
+      if (value) secrets.push(value);
+    }
+    expect(findLeaks(result, secrets)).toEqual([]);
+    return result;
+  }
+
+  /** A user authorization exchanged through the action: its access and refresh tokens. */
+  async function authorize(rotate: boolean) {
+    await pleroma?.close();
+    pleroma = await startMastodonServer({ flavour: 'pleroma', rotateRefreshTokens: rotate });
+    const app = pleroma.registerApp({ scopes: ['read'] });
+    secrets.push(app.clientSecret);
+    const code = pleroma.issueCode({ clientId: app.clientId, redirectUri: OOB });
+    secrets.push(code);
+    const got = await runOn(app, { operation: 'exchange', code });
+    expect(got.exitCode).toBe(0);
+    const access = got.outputs['access-token'] ?? '';
+    const refresh = got.outputs['refresh-token'] ?? '';
+    expect(refresh).toMatch(/^\S{20,}$/);
+    return { app, access, refresh };
+  }
+
+  it('stores the rotated refresh token; the old access and refresh tokens stop working', async () => {
+    const { app, access, refresh } = await authorize(true);
+    const result = await runOn(app, writeBack(refresh));
+    expect(result.exitCode).toBe(0);
+    const rotated = result.outputs['refresh-token'] ?? '';
+    expect(rotated).toMatch(/^\S{20,}$/);
+    expect(rotated).not.toBe(refresh);
+    expect(result.outputs['access-token']).not.toBe(access);
+    expect(result.masks).toContain(rotated);
+    // The shared refresh grant's rotation handling, then the write-back's.
+    expect(result.stdout).toMatch(/The server rotated the refresh token/);
+    expect(result.stdout).toMatch(/Stored the rotated refresh token in secret FEDI_REFRESH_TOKEN/);
+    expect(gh.writes.map(({ value, status }) => ({ value, status }))).toEqual([
+      { value: refresh, status: 201 },
+      { value: rotated, status: 204 },
+    ]);
+    expect(pleroma.isRevoked(access)).toBe(true);
+
+    const replay = await runOn(app, { operation: 'refresh', 'refresh-token': refresh });
+    expect(replay.exitCode).toBe(1);
+    expect(replay.stdout).toMatch(/POST \/oauth\/token answered HTTP 400: Invalid credentials/);
+    const stored = await runOn(app, { operation: 'refresh', 'refresh-token': rotated });
+    expect(stored.exitCode).toBe(0);
+  });
+
+  it('leaves the secret alone when Pleroma keeps the refresh token (its default)', async () => {
+    const { app, access, refresh } = await authorize(false);
+    const result = await runOn(app, writeBack(refresh));
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs['refresh-token']).toBe(refresh);
+    expect(result.outputs['access-token']).not.toBe(access);
+    expect(pleroma.isRevoked(access)).toBe(true);
+    expect(gh.writes.map((w) => w.value)).toEqual([refresh]);
+    expect(result.stdout).toMatch(/did not change/);
+    const again = await runOn(app, { operation: 'refresh', 'refresh-token': refresh });
+    expect(again.exitCode).toBe(0);
   });
 });
 

@@ -6,7 +6,7 @@ import * as z from 'zod/mini';
 import { InputError, ServerError, UnsupportedError } from '../errors.ts';
 import { parseJson } from '../http.ts';
 import type { Operation, TokenConfig } from '../inputs.ts';
-import { requestToken, revokeToken, withHint } from './oauth-token.ts';
+import { refreshGrant, requestToken, revokeToken, withHint } from './oauth-token.ts';
 import type { Identity, Provider, ProviderContext, TokenResult, Validation } from './provider.ts';
 
 const account = z.object({
@@ -103,16 +103,13 @@ export const mastodonProvider: Provider = {
     }
     const { config } = ctx;
     try {
-      const tokens = await requestToken(ctx, {
+      const tokens = await refreshGrant(ctx, {
         endpoint: new URL('oauth/token', base(ctx)),
         auth: 'client_secret_post',
         clientId: config.clientId,
         clientSecret: config.clientSecret,
-        params: {
-          grant_type: 'refresh_token',
-          refresh_token: config.refreshToken,
-          redirect_uri: config.redirectUri,
-        },
+        refreshToken: config.refreshToken ?? '',
+        params: { redirect_uri: config.redirectUri },
       });
       return { tokens };
     } catch (error) {

@@ -10,6 +10,7 @@ import type { Operation, TokenConfig } from '../inputs.ts';
 import { chooseClientAuth, findEndpoints, type ServerEndpoints } from './oauth2-discovery.ts';
 import {
   applyClientAuth,
+  refreshGrant,
   requestToken,
   revokeToken,
   withHint,
@@ -109,24 +110,13 @@ export const oauth2Provider: Provider = {
     const endpoints = await findEndpoints(ctx.http, config, config.instance, ['token']);
     const tokens = await authenticated(
       config,
-      requestToken(ctx, {
+      refreshGrant(ctx, {
         endpoint: required(endpoints.token),
         ...client(config, endpoints),
-        params: {
-          grant_type: 'refresh_token',
-          refresh_token: config.refreshToken,
-          scope: config.scope,
-        },
+        refreshToken: config.refreshToken ?? '',
+        params: { scope: config.scope },
       }),
     );
-    // RFC 6749 §6: without a new refresh token the old one stays valid, so it is still the one
-    // to keep; the output always holds the refresh token to use next time.
-    if (!tokens.refreshToken) {
-      ctx.log('The server did not rotate the refresh token; the current one stays valid');
-      tokens.refreshToken = config.refreshToken;
-    } else if (tokens.refreshToken !== config.refreshToken) {
-      ctx.log('The server rotated the refresh token: store the new one (output refresh-token)');
-    }
     return { tokens };
   },
 
