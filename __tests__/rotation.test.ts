@@ -359,6 +359,54 @@ describe('configuration', () => {
   });
 });
 
+describe('refused before any secret write', () => {
+  let mastodon: MastodonServer;
+  beforeAll(async () => {
+    mastodon = await startMastodonServer({ flavour: 'mastodon' });
+  });
+  afterAll(async () => {
+    await mastodon.close();
+  });
+
+  function refreshOnMastodon(env: Record<string, string>): Promise<ActionRun> {
+    const app = mastodon.registerApp();
+    secrets.push(app.clientSecret);
+    return runAction(
+      'main',
+      {
+        instance: mastodon.url,
+        'client-id': app.clientId,
+        'client-secret': app.clientSecret,
+        ...writeBack('m'.repeat(43)),
+      },
+      { env },
+    );
+  }
+
+  it('refuses refresh on detected Mastodon software without writing the secret', async () => {
+    mastodon.requests.length = 0;
+    const result = await refreshOnMastodon({
+      GITHUB_API_URL: gh.url,
+      GITHUB_REPOSITORY: gh.repository,
+    });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/::error::mastodon issues no refresh tokens/);
+    expect(gh.requests.filter((r) => r.startsWith('PUT'))).toEqual([]);
+    expect(gh.requests).toEqual([]);
+    expect(mastodon.requests.map((r) => r.path)).not.toContain('/oauth/token');
+    expect(findLeaks(result, [...secrets, 'm'.repeat(43)])).toEqual([]);
+  });
+
+  it('checks GITHUB_REPOSITORY before detection', async () => {
+    mastodon.requests.length = 0;
+    const result = await refreshOnMastodon({ GITHUB_API_URL: gh.url });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/Input 'secret-name': needs GITHUB_REPOSITORY/);
+    expect(mastodon.requests).toEqual([]);
+    expect(gh.requests).toEqual([]);
+  });
+});
+
 describe('sealed box', () => {
   it('opens with the private key and refuses a key of the wrong size', async () => {
     await sodium.ready;

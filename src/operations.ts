@@ -43,12 +43,16 @@ const METHOD = {
 const DETECTABLE: readonly Platform[] = ['mastodon', 'misskey'];
 
 /** Why `provider` cannot run this config, or undefined when it can. */
-function rejection(provider: Provider, config: TokenConfig): Error | undefined {
+function rejection(
+  provider: Provider,
+  config: TokenConfig,
+  software?: Software,
+): Error | undefined {
   if (!provider[METHOD[config.operation]]) {
     return new UnsupportedError(provider.unsupported(config.operation));
   }
   try {
-    provider.checkInputs(config.operation, config);
+    provider.checkInputs(config.operation, config, software);
   } catch (error) {
     if (error instanceof InputError) return error;
     throw error;
@@ -78,7 +82,7 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
     platform = config.platform;
   }
   const provider = providerFor(platform);
-  const rejected = rejection(provider, config);
+  const rejected = rejection(provider, config, software);
   if (rejected) throw rejected;
   const ctx: ProviderContext = {
     http,
