@@ -130,6 +130,38 @@ describe('write-back', () => {
     }
   });
 
+  it('uses GITHUB_API_URL with a path, as GitHub Enterprise Server has it', async () => {
+    const ghes = await startGitHub({ token: GH_TOKEN, basePath: '/api/v3' });
+    try {
+      const old = await freshRefreshToken();
+      const result = await runAction(
+        'main',
+        {
+          platform: 'oauth2',
+          instance: oidc.issuer,
+          'client-id': oidc.basic.id,
+          'client-secret': oidc.basic.secret,
+          ...writeBack(old),
+        },
+        { env: { GITHUB_API_URL: `${ghes.url}/api/v3`, GITHUB_REPOSITORY: ghes.repository } },
+      );
+      const rotated = result.outputs['refresh-token'] ?? '';
+      secrets.push(rotated, result.outputs['access-token'] ?? '');
+      expect(findLeaks(result, secrets)).toEqual([]);
+      expect(result.exitCode).toBe(0);
+      expect(ghes.secrets.get(SECRET)).toBe(rotated);
+      const secretPath = '/api/v3/repos/octo/fedi-site/actions/secrets';
+      expect(ghes.requests).toEqual([
+        `GET ${secretPath}/public-key`,
+        `PUT ${secretPath}/${SECRET}`,
+        `GET ${secretPath}/public-key`,
+        `PUT ${secretPath}/${SECRET}`,
+      ]);
+    } finally {
+      await ghes.close();
+    }
+  });
+
   it('retries the final write through transient failures', async () => {
     const old = await freshRefreshToken();
     gh.failWritesAfter(1, 503, 2);
