@@ -186,9 +186,11 @@ describe('client-credentials, validate and revoke', () => {
     expect(valid.outputs['account-id']).toBe(oidc.basic.id);
 
     const before = oidc.requests.length;
+    const hints = oidc.tokenTypeHints.length;
     const revoked = await run({ operation: 'revoke', 'access-token': token, ...client });
     expect(revoked.exitCode).toBe(0);
     expect(oidc.requests.slice(before)).toContain('POST /token/revocation');
+    expect(oidc.tokenTypeHints.slice(hints)).toEqual(['access_token']);
 
     const after = await run({
       operation: 'validate',
@@ -243,6 +245,40 @@ describe('refresh', () => {
     const replay = await run({ operation: 'refresh', 'refresh-token': first, ...client });
     expect(replay.exitCode).toBe(1);
     expect(replay.stdout).toMatch(/\(invalid_grant\).*already rotated; authorize again/);
+  });
+
+  it('revokes a refresh token alone, which ends the grant: refreshing with it then fails', async () => {
+    const { result } = await exchange();
+    const refreshToken = result.outputs['refresh-token'] ?? '';
+    const accessToken = result.outputs['access-token'] ?? '';
+    const client = {
+      instance: oidc.issuer,
+      'client-id': oidc.basic.id,
+      'client-secret': oidc.basic.secret,
+    };
+    const before = oidc.requests.length;
+    const hints = oidc.tokenTypeHints.length;
+    const revoked = await run({ operation: 'revoke', 'refresh-token': refreshToken, ...client });
+    expect(revoked.exitCode).toBe(0);
+    expect(revoked.stdout).toMatch(/The token was revoked on oauth2/);
+    expect(oidc.requests.slice(before)).toEqual([
+      'GET /.well-known/oauth-authorization-server',
+      'POST /token/revocation',
+    ]);
+    expect(oidc.tokenTypeHints.slice(hints)).toEqual(['refresh_token']);
+
+    const refreshed = await run({ operation: 'refresh', 'refresh-token': refreshToken, ...client });
+    expect(refreshed.exitCode).toBe(1);
+    expect(refreshed.stdout).toMatch(/POST \/token answered HTTP 400 \(invalid_grant\)/);
+    // RFC 7009 §2.1: revoking a refresh token should also end the access tokens of its grant,
+    // and oidc-provider does.
+    const after = await run({
+      operation: 'validate',
+      'access-token': accessToken,
+      'fail-on-invalid': 'false',
+      ...client,
+    });
+    expect(after.outputs.valid).toBe('false');
   });
 
   it('works from explicit endpoints without an instance, making no discovery request', async () => {
@@ -311,6 +347,31 @@ describe('bad configuration fails before any token request', () => {
       'GET /.well-known/oauth-authorization-server/nothing-here',
       'GET /nothing-here/.well-known/openid-configuration',
     ]);
+  });
+
+  it('revoke needs access-token; only oauth2 revokes a refresh token alone', async () => {
+    const client = {
+      operation: 'revoke',
+      instance: oidc.issuer,
+      'client-id': oidc.basic.id,
+      'client-secret': oidc.basic.secret,
+    };
+    const before = oidc.requests.length;
+    const neither = await run(client);
+    expect(neither.exitCode).toBe(1);
+    expect(neither.stdout).toMatch(
+      /Input 'access-token': is required for operation 'revoke' \(or 'refresh-token', with platform oauth2\)/,
+    );
+    const onMastodon = await run({
+      ...client,
+      platform: 'mastodon',
+      'refresh-token': 'x'.repeat(30),
+    });
+    expect(onMastodon.exitCode).toBe(1);
+    expect(onMastodon.stdout).toMatch(
+      /Input 'access-token': is required by Mastodon-API servers to revoke/,
+    );
+    expect(oidc.requests.length).toBe(before);
   });
 
   it('names client-id when it is missing', async () => {

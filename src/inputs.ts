@@ -73,7 +73,8 @@ const REQUIRED_BY_OPERATION: Record<Operation, readonly string[]> = {
   'client-credentials': ['client-id', 'client-secret'],
   refresh: ['refresh-token'],
   validate: ['access-token'],
-  revoke: ['access-token'],
+  // 'access-token' or, on oauth2, 'refresh-token': checked below.
+  revoke: [],
 };
 
 const TOKEN_OBTAINING: readonly Operation[] = ['exchange', 'client-credentials', 'refresh'];
@@ -116,6 +117,12 @@ export function parseTokenInputs(source: InputSource = actionInputs): TokenConfi
     if (!read(name)) {
       throw new InputError(name, `is required for operation '${operation}'`);
     }
+  }
+  if (operation === 'revoke' && !read('access-token') && !read('refresh-token')) {
+    throw new InputError(
+      'access-token',
+      "is required for operation 'revoke' (or 'refresh-token', with platform oauth2)",
+    );
   }
 
   const redirectUri = read('redirect-uri') ?? OOB_REDIRECT_URI;

@@ -59,7 +59,7 @@ function describeResult(result: OperationResult): string {
         ? `The access token is valid${who} ${where}`
         : `The access token is not valid ${where}: ${result.reason ?? 'rejected'}`;
     case 'revoke':
-      return `The access token was revoked ${where}`;
+      return `The token was revoked ${where}`;
     default: {
       const expires = result.tokens?.expiresAt?.toISOString() ?? 'never';
       return `Got a ${result.tokens?.tokenType ?? ''} token${who} ${where} (expires: ${expires})`;

@@ -133,9 +133,16 @@ export async function runOperation(
       );
       return { ...base, ...validation };
     }
-    case 'revoke':
-      await call('revoke', 'revoke').call(provider, ctx, required(config.accessToken));
+    case 'revoke': {
+      // The refresh token first: revoking it ends the grant, so no new access token can follow.
+      // Providers without revokeRefreshToken have refused a revoke without access-token already.
+      if (config.refreshToken && provider.revokeRefreshToken) {
+        await provider.revokeRefreshToken(ctx, config.refreshToken);
+      }
+      if (config.accessToken)
+        await call('revoke', 'revoke').call(provider, ctx, config.accessToken);
       return { ...base, revoked: true };
+    }
   }
 }
 
@@ -146,7 +153,10 @@ export async function revokeWith(
   accessToken: string,
   runtime: Runtime,
 ): Promise<void> {
-  const { provider, ctx } = await resolve({ ...config, platform, operation: 'revoke' }, runtime);
+  const { provider, ctx } = await resolve(
+    { ...config, platform, operation: 'revoke', accessToken },
+    runtime,
+  );
   if (!provider.revoke) throw new UnsupportedError(provider.unsupported('revoke'));
   await provider.revoke(ctx, accessToken);
 }

@@ -30,6 +30,8 @@ export interface OidcServer {
   requests: string[];
   /** For each POST: how the client authenticated, `basic` (Authorization header) or `body`. */
   clientAuth: string[];
+  /** For each revocation or introspection request, the token_type_hint sent ('' for none). */
+  tokenTypeHints: string[];
   /**
    * Requests to these paths are answered 503 without reaching oidc-provider (token endpoint down).
    * The set is live: tests add and remove paths.
@@ -82,6 +84,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
   const sockets = new Set<Socket>();
   const requests: string[] = [];
   const clientAuth: string[] = [];
+  const tokenTypeHints: string[] = [];
   const down = new Set<string>();
   // The issuer URL needs the port, so oidc-provider is attached once the server listens.
   const attached: { app?: (req: IncomingMessage, res: ServerResponse) => void } = {};
@@ -101,6 +104,9 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
     }
     if (req.method === 'POST' && CLIENT_AUTH_PATHS.has(path)) {
       const body = await readText(req);
+      if (path !== '/token') {
+        tokenTypeHints.push(new URLSearchParams(body).get('token_type_hint') ?? '');
+      }
       const used = usedClientAuth(req, body);
       const method = registered.get(used.id);
       if (method && method !== used.method) {
@@ -210,6 +216,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
     post,
     requests,
     clientAuth,
+    tokenTypeHints,
     down,
     authorize: (options) => authorize(issuer, options),
     close: () =>

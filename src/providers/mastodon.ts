@@ -57,6 +57,12 @@ export const mastodonProvider: Provider = {
     ) {
       throw new UnsupportedError(`${software.name} ${NO_REFRESH}`);
     }
+    if (operation === 'revoke' && !config.accessToken) {
+      throw new InputError(
+        'access-token',
+        'is required by Mastodon-API servers to revoke: they revoke access tokens',
+      );
+    }
     const needsClient =
       NEEDS_CLIENT[operation] || (config.revokeOnExit && operation !== 'validate');
     if (!needsClient) return;

@@ -149,18 +149,12 @@ export const oauth2Provider: Provider = {
     );
   },
 
-  async revoke(ctx: ProviderContext, accessToken: string): Promise<void> {
-    const { config } = ctx;
-    const endpoints = await findEndpoints(ctx.http, config, config.instance, ['revocation']);
-    await authenticated(
-      config,
-      revokeToken(ctx, {
-        endpoint: required(endpoints.revocation),
-        token: accessToken,
-        tokenTypeHint: 'access_token',
-        ...client(config, endpoints),
-      }),
-    );
+  revoke(ctx: ProviderContext, accessToken: string): Promise<void> {
+    return revoke(ctx, accessToken, 'access_token');
+  },
+
+  revokeRefreshToken(ctx: ProviderContext, refreshToken: string): Promise<void> {
+    return revoke(ctx, refreshToken, 'refresh_token');
   },
 
   unsupported(operation: Operation): string {
@@ -181,6 +175,25 @@ function client(
       endpoints.authMethods,
     ),
   };
+}
+
+/** RFC 7009 revocation; the hint saves the server a lookup in the other token store. */
+async function revoke(
+  ctx: ProviderContext,
+  token: string,
+  tokenTypeHint: 'access_token' | 'refresh_token',
+): Promise<void> {
+  const { config } = ctx;
+  const endpoints = await findEndpoints(ctx.http, config, config.instance, ['revocation']);
+  await authenticated(
+    config,
+    revokeToken(ctx, {
+      endpoint: required(endpoints.revocation),
+      token,
+      tokenTypeHint,
+      ...client(config, endpoints),
+    }),
+  );
 }
 
 /**

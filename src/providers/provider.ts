@@ -72,6 +72,8 @@ export interface Provider {
   refresh?(ctx: ProviderContext): Promise<TokenResult>;
   validate?(ctx: ProviderContext, accessToken: string): Promise<Validation>;
   revoke?(ctx: ProviderContext, accessToken: string): Promise<void>;
+  /** Revoke a refresh token, which ends its grant (rotating refresh tokens included). */
+  revokeRefreshToken?(ctx: ProviderContext, refreshToken: string): Promise<void>;
   /** For operations the platform lacks: a sentence naming the platform and the alternative. */
   unsupported(operation: Operation): string;
 }
