@@ -351,6 +351,9 @@ describe('failures after the proof', () => {
     gh.failWritesAfter(1, 500);
     const result = await run(writeBack(old));
     expect(result.exitCode).toBe(1);
+    // The proof, then the final write sent five times (the write-back's minimum attempts, above
+    // max-attempts 2): a 500 from GitHub is repeated, the PUT being idempotent.
+    expect(gh.requests.filter((r) => r.startsWith('PUT'))).toHaveLength(6);
     const rotated = result.outputs['refresh-token'] ?? '';
     expect(rotated).not.toBe('');
     expect(rotated).not.toBe(old);

@@ -100,6 +100,9 @@ export class RepositorySecrets {
   private withAuth(request: HttpRequest): HttpRequest {
     return {
       ...request,
+      // GitHub answers 500 now and then; both requests are safe to repeat, and the final write
+      // is the one that must not be lost.
+      retryStatuses: [500],
       bearer: this.token,
       headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
     };
