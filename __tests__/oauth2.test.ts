@@ -113,8 +113,15 @@ describe('client authentication', () => {
       'token-endpoint-auth-method': 'client_secret_post',
     });
     expect(result.exitCode).toBe(0);
-    expect(result.outputs['access-token']).not.toBe('');
     expect(auth).toBe('body');
+    // The output is the token the server issued: its userinfo endpoint names the user by it.
+    const valid = await run({
+      operation: 'validate',
+      instance: oidc.issuer,
+      'access-token': result.outputs['access-token'] ?? '',
+    });
+    expect(valid.outputs.valid).toBe('true');
+    expect(valid.outputs.username).toBe('alice');
   });
 
   it('picks client_secret_post from metadata that lists only it; a forced other method is refused', async () => {
@@ -388,6 +395,7 @@ describe('bad configuration fails before any token request', () => {
 describe('discovery', () => {
   it('falls back to openid-configuration and refuses metadata naming another issuer', async () => {
     let issuer = '';
+    let tokenEndpoint = `${oidc.issuer}/token`;
     const seen: string[] = [];
     // Serves only the OpenID document, naming oidc-provider's endpoints.
     const front = await listen((req, res) => {
@@ -395,7 +403,7 @@ describe('discovery', () => {
       if (req.url !== '/.well-known/openid-configuration') return sendJson(res, 404, {});
       sendJson(res, 200, {
         issuer,
-        token_endpoint: `${oidc.issuer}/token`,
+        token_endpoint: tokenEndpoint,
         token_endpoint_auth_methods_supported: ['client_secret_post'],
       });
     });
@@ -423,6 +431,16 @@ describe('discovery', () => {
       expect(bad.exitCode).toBe(1);
       expect(bad.stdout).toMatch(
         /names issuer "https:\/\/elsewhere.example".*Set 'instance' to the issuer URL/,
+      );
+      expect(oidc.requests.length).toBe(before);
+
+      // An unsafe endpoint is blamed on the document that named it.
+      issuer = front.url;
+      tokenEndpoint = 'http://auth.example/token';
+      const unsafe = await run(inputs);
+      expect(unsafe.exitCode).toBe(1);
+      expect(unsafe.stdout).toContain(
+        `${front.url} GET /.well-known/openid-configuration answered HTTP 200: token_endpoint is not an https:// URL. Give 'token-endpoint' explicitly`,
       );
       expect(oidc.requests.length).toBe(before);
     } finally {

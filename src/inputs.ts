@@ -6,6 +6,7 @@
 import * as core from '@actions/core';
 import * as z from 'zod/mini';
 import { InputError, oneLine } from './errors.ts';
+import { LOOPBACK_HOSTS } from './loopback-host.ts';
 import { maskSecret } from './publish.ts';
 
 export const OPERATIONS = [
@@ -240,8 +241,6 @@ export function readNumber(
   }
   return number;
 }
-
-const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
 /** A server URL: https, or http only on loopback; no credentials, query or fragment. */
 export function readUrl(source: InputSource, name: string): URL | undefined {
