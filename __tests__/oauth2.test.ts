@@ -124,6 +124,25 @@ describe('client authentication', () => {
     expect(valid.outputs.username).toBe('alice');
   });
 
+  it('a public client (no secret) exchanges with PKCE and refreshes, sending only its client_id', async () => {
+    const { result, auth } = await exchange(() => oidc.public);
+    expect(result.exitCode).toBe(0);
+    expect(auth).toBe('body');
+    expect(result.outputs.username).toBe('alice');
+    const first = result.outputs['refresh-token'] ?? '';
+    expect(first).toMatch(/^\S{20,}$/);
+    const refreshed = await run({
+      operation: 'refresh',
+      instance: oidc.issuer,
+      'client-id': oidc.public.id,
+      'refresh-token': first,
+    });
+    expect(refreshed.exitCode).toBe(0);
+    expect(oidc.clientAuth.at(-1)).toBe('body');
+    expect(refreshed.outputs['refresh-token']).toMatch(/^\S{20,}$/);
+    expect(refreshed.outputs['refresh-token']).not.toBe(first);
+  });
+
   it('picks client_secret_post from metadata that lists only it; a forced other method is refused', async () => {
     const strict = await startOidc({ authMethods: ['client_secret_post'] });
     try {

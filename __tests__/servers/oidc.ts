@@ -1,8 +1,8 @@
 /**
  * A real OAuth 2.0 / OpenID Connect server (oidc-provider) on loopback, with refresh-token
  * rotation, client credentials, RFC 7009 revocation and RFC 7662 introspection on, PKCE required,
- * and two confidential clients: one registered for client_secret_basic, one for
- * client_secret_post. oidc-provider itself takes either secret method from any such client
+ * two confidential clients, one registered for client_secret_basic and one for
+ * client_secret_post, and a public client (`none`: no secret, PKCE only). oidc-provider itself takes either secret method from any such client
  * (lib/shared/client_auth.js treats them as one), so the front server here answers 401
  * invalid_client when a client authenticates with another method than its registered one, as
  * strict servers do (RFC 6749 §2.3).
@@ -26,6 +26,8 @@ export interface OidcServer {
   issuer: string;
   basic: OidcClient;
   post: OidcClient;
+  /** No secret (`secret` is ''); registered unless `authMethods` leaves out `none`. */
+  public: OidcClient;
   /** Requests seen, as `METHOD /path`. */
   requests: string[];
   /** For each POST: how the client authenticated, `basic` (Authorization header) or `body`. */
@@ -139,16 +141,20 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
 
   const basic = { id: 'basic-app', secret: `basic-${secret()}` };
   const post = { id: 'post-app', secret: `post-${secret()}` };
+  const publicClient = { id: 'public-app', secret: '' };
   const methods = options.authMethods;
   const clientMetadata = (client: OidcClient, wanted: string) => {
     const method = !methods || methods.includes(wanted) ? wanted : (methods[0] ?? wanted);
     registered.set(client.id, method);
     return {
       client_id: client.id,
-      client_secret: client.secret,
+      ...(method === 'none' ? {} : { client_secret: client.secret }),
       application_type: 'native',
       redirect_uris: [REDIRECT_URI],
-      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      // A client that cannot authenticate gets no client-credentials grant.
+      grant_types: ['authorization_code', 'refresh_token'].concat(
+        method === 'none' ? [] : ['client_credentials'],
+      ),
       response_types: ['code'],
       token_endpoint_auth_method: method,
       scope: 'openid offline_access profile api:read',
@@ -162,6 +168,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
     clients: [
       clientMetadata(basic, 'client_secret_basic'),
       clientMetadata(post, 'client_secret_post'),
+      ...(!methods || methods.includes('none') ? [clientMetadata(publicClient, 'none')] : []),
     ],
     jwks: { keys: [{ ...signingKey, kid: 'test', use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [secret()] },
@@ -214,6 +221,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
     issuer,
     basic,
     post,
+    public: publicClient,
     requests,
     clientAuth,
     tokenTypeHints,
