@@ -334,7 +334,7 @@ describe('platform detection', () => {
 describe('pleroma', () => {
   let server: MastodonServer;
   beforeAll(async () => {
-    server = await startMastodonServer({ flavour: 'pleroma' });
+    server = await startMastodonServer({ flavour: 'pleroma', rotateRefreshTokens: true });
   });
   afterAll(() => server.close());
 

@@ -113,11 +113,37 @@ describe('client authentication', () => {
       'token-endpoint-auth-method': 'client_secret_post',
     });
     expect(result.exitCode).toBe(0);
-    expect(result.outputs['access-token']).not.toBe('');
     expect(auth).toBe('body');
+    // The output is the token the server issued: its userinfo endpoint names the user by it.
+    const valid = await run({
+      operation: 'validate',
+      instance: oidc.issuer,
+      'access-token': result.outputs['access-token'] ?? '',
+    });
+    expect(valid.outputs.valid).toBe('true');
+    expect(valid.outputs.username).toBe('alice');
   });
 
-  it('picks client_secret_post from metadata that lists only it, and is overridable', async () => {
+  it('a public client (no secret) exchanges with PKCE and refreshes, sending only its client_id', async () => {
+    const { result, auth } = await exchange(() => oidc.public);
+    expect(result.exitCode).toBe(0);
+    expect(auth).toBe('body');
+    expect(result.outputs.username).toBe('alice');
+    const first = result.outputs['refresh-token'] ?? '';
+    expect(first).toMatch(/^\S{20,}$/);
+    const refreshed = await run({
+      operation: 'refresh',
+      instance: oidc.issuer,
+      'client-id': oidc.public.id,
+      'refresh-token': first,
+    });
+    expect(refreshed.exitCode).toBe(0);
+    expect(oidc.clientAuth.at(-1)).toBe('body');
+    expect(refreshed.outputs['refresh-token']).toMatch(/^\S{20,}$/);
+    expect(refreshed.outputs['refresh-token']).not.toBe(first);
+  });
+
+  it('picks client_secret_post from metadata that lists only it; a forced other method is refused', async () => {
     const strict = await startOidc({ authMethods: ['client_secret_post'] });
     try {
       const client = {
@@ -129,19 +155,39 @@ describe('client authentication', () => {
       remember(strict.post.secret, strict.basic.secret);
       const auto = await run({ operation: 'client-credentials', ...client });
       expect(auto.exitCode).toBe(0);
+      expect(auto.outputs['access-token']).toMatch(/^\S{20,}$/);
       expect(strict.clientAuth).toEqual(['body']);
       const forced = await run({
         operation: 'client-credentials',
         'token-endpoint-auth-method': 'client_secret_basic',
         ...client,
       });
-      // oidc-provider accepts either of the two secret methods, so the override succeeds; what
-      // matters here is that the override, not the metadata, decided.
-      expect(forced.exitCode).toBe(0);
+      // The override, not the metadata, decided: Basic went out and the server refused it.
       expect(strict.clientAuth).toEqual(['body', 'basic']);
+      expect(forced.exitCode).toBe(1);
+      expect(forced.outputs['access-token']).toBeUndefined();
+      expect(forced.stdout).toMatch(
+        /::error::.*POST \/token answered HTTP 401 \(invalid_client\).*registered for 'token-endpoint-auth-method: client_secret_basic' \(auto follows the server's metadata\)/,
+      );
     } finally {
       await strict.close();
     }
+  });
+
+  it('refuses client_secret_post from a client registered for client_secret_basic', async () => {
+    const forced = await run({
+      operation: 'client-credentials',
+      instance: oidc.issuer,
+      'client-id': oidc.basic.id,
+      'client-secret': oidc.basic.secret,
+      'token-endpoint-auth-method': 'client_secret_post',
+      scope: 'api:read',
+    });
+    expect(oidc.clientAuth.at(-1)).toBe('body');
+    expect(forced.exitCode).toBe(1);
+    expect(forced.stdout).toMatch(
+      /HTTP 401 \(invalid_client\).*'token-endpoint-auth-method: client_secret_post'/,
+    );
   });
 });
 
@@ -166,9 +212,11 @@ describe('client-credentials, validate and revoke', () => {
     expect(valid.outputs['account-id']).toBe(oidc.basic.id);
 
     const before = oidc.requests.length;
+    const hints = oidc.tokenTypeHints.length;
     const revoked = await run({ operation: 'revoke', 'access-token': token, ...client });
     expect(revoked.exitCode).toBe(0);
     expect(oidc.requests.slice(before)).toContain('POST /token/revocation');
+    expect(oidc.tokenTypeHints.slice(hints)).toEqual(['access_token']);
 
     const after = await run({
       operation: 'validate',
@@ -223,6 +271,40 @@ describe('refresh', () => {
     const replay = await run({ operation: 'refresh', 'refresh-token': first, ...client });
     expect(replay.exitCode).toBe(1);
     expect(replay.stdout).toMatch(/\(invalid_grant\).*already rotated; authorize again/);
+  });
+
+  it('revokes a refresh token alone, which ends the grant: refreshing with it then fails', async () => {
+    const { result } = await exchange();
+    const refreshToken = result.outputs['refresh-token'] ?? '';
+    const accessToken = result.outputs['access-token'] ?? '';
+    const client = {
+      instance: oidc.issuer,
+      'client-id': oidc.basic.id,
+      'client-secret': oidc.basic.secret,
+    };
+    const before = oidc.requests.length;
+    const hints = oidc.tokenTypeHints.length;
+    const revoked = await run({ operation: 'revoke', 'refresh-token': refreshToken, ...client });
+    expect(revoked.exitCode).toBe(0);
+    expect(revoked.stdout).toMatch(/The token was revoked on oauth2/);
+    expect(oidc.requests.slice(before)).toEqual([
+      'GET /.well-known/oauth-authorization-server',
+      'POST /token/revocation',
+    ]);
+    expect(oidc.tokenTypeHints.slice(hints)).toEqual(['refresh_token']);
+
+    const refreshed = await run({ operation: 'refresh', 'refresh-token': refreshToken, ...client });
+    expect(refreshed.exitCode).toBe(1);
+    expect(refreshed.stdout).toMatch(/POST \/token answered HTTP 400 \(invalid_grant\)/);
+    // RFC 7009 §2.1: revoking a refresh token should also end the access tokens of its grant,
+    // and oidc-provider does.
+    const after = await run({
+      operation: 'validate',
+      'access-token': accessToken,
+      'fail-on-invalid': 'false',
+      ...client,
+    });
+    expect(after.outputs.valid).toBe('false');
   });
 
   it('works from explicit endpoints without an instance, making no discovery request', async () => {
@@ -293,6 +375,31 @@ describe('bad configuration fails before any token request', () => {
     ]);
   });
 
+  it('revoke needs access-token; only oauth2 revokes a refresh token alone', async () => {
+    const client = {
+      operation: 'revoke',
+      instance: oidc.issuer,
+      'client-id': oidc.basic.id,
+      'client-secret': oidc.basic.secret,
+    };
+    const before = oidc.requests.length;
+    const neither = await run(client);
+    expect(neither.exitCode).toBe(1);
+    expect(neither.stdout).toMatch(
+      /Input 'access-token': is required for operation 'revoke' \(or 'refresh-token', with platform oauth2\)/,
+    );
+    const onMastodon = await run({
+      ...client,
+      platform: 'mastodon',
+      'refresh-token': 'x'.repeat(30),
+    });
+    expect(onMastodon.exitCode).toBe(1);
+    expect(onMastodon.stdout).toMatch(
+      /Input 'access-token': is required by Mastodon-API servers to revoke/,
+    );
+    expect(oidc.requests.length).toBe(before);
+  });
+
   it('names client-id when it is missing', async () => {
     const result = await run({
       operation: 'refresh',
@@ -307,6 +414,7 @@ describe('bad configuration fails before any token request', () => {
 describe('discovery', () => {
   it('falls back to openid-configuration and refuses metadata naming another issuer', async () => {
     let issuer = '';
+    let tokenEndpoint = `${oidc.issuer}/token`;
     const seen: string[] = [];
     // Serves only the OpenID document, naming oidc-provider's endpoints.
     const front = await listen((req, res) => {
@@ -314,7 +422,7 @@ describe('discovery', () => {
       if (req.url !== '/.well-known/openid-configuration') return sendJson(res, 404, {});
       sendJson(res, 200, {
         issuer,
-        token_endpoint: `${oidc.issuer}/token`,
+        token_endpoint: tokenEndpoint,
         token_endpoint_auth_methods_supported: ['client_secret_post'],
       });
     });
@@ -322,8 +430,8 @@ describe('discovery', () => {
       const inputs = {
         operation: 'client-credentials',
         instance: front.url,
-        'client-id': oidc.basic.id,
-        'client-secret': oidc.basic.secret,
+        'client-id': oidc.post.id,
+        'client-secret': oidc.post.secret,
         scope: 'api:read',
       };
       issuer = front.url;
@@ -342,6 +450,16 @@ describe('discovery', () => {
       expect(bad.exitCode).toBe(1);
       expect(bad.stdout).toMatch(
         /names issuer "https:\/\/elsewhere.example".*Set 'instance' to the issuer URL/,
+      );
+      expect(oidc.requests.length).toBe(before);
+
+      // An unsafe endpoint is blamed on the document that named it.
+      issuer = front.url;
+      tokenEndpoint = 'http://auth.example/token';
+      const unsafe = await run(inputs);
+      expect(unsafe.exitCode).toBe(1);
+      expect(unsafe.stdout).toContain(
+        `${front.url} GET /.well-known/openid-configuration answered HTTP 200: token_endpoint is not an https:// URL. Give 'token-endpoint' explicitly`,
       );
       expect(oidc.requests.length).toBe(before);
     } finally {

@@ -10,6 +10,12 @@ import sodium from 'libsodium-wrappers';
 import { sealForKey } from '../src/github/sealed-box.ts';
 import { ROOT, findLeaks, runAction, type ActionRun } from './harness/action.ts';
 import { startGitHub, type GitHubServer } from './servers/github.ts';
+import {
+  OOB,
+  startMastodonServer,
+  type MastodonServer,
+  type RegisteredApp,
+} from './servers/mastodon.ts';
 import { REDIRECT_URI, startOidc, type OidcServer } from './servers/oidc.ts';
 
 const SECRET = 'FEDI_REFRESH_TOKEN';
@@ -124,6 +130,38 @@ describe('write-back', () => {
     }
   });
 
+  it('uses GITHUB_API_URL with a path, as GitHub Enterprise Server has it', async () => {
+    const ghes = await startGitHub({ token: GH_TOKEN, basePath: '/api/v3' });
+    try {
+      const old = await freshRefreshToken();
+      const result = await runAction(
+        'main',
+        {
+          platform: 'oauth2',
+          instance: oidc.issuer,
+          'client-id': oidc.basic.id,
+          'client-secret': oidc.basic.secret,
+          ...writeBack(old),
+        },
+        { env: { GITHUB_API_URL: `${ghes.url}/api/v3`, GITHUB_REPOSITORY: ghes.repository } },
+      );
+      const rotated = result.outputs['refresh-token'] ?? '';
+      secrets.push(rotated, result.outputs['access-token'] ?? '');
+      expect(findLeaks(result, secrets)).toEqual([]);
+      expect(result.exitCode).toBe(0);
+      expect(ghes.secrets.get(SECRET)).toBe(rotated);
+      const secretPath = '/api/v3/repos/octo/fedi-site/actions/secrets';
+      expect(ghes.requests).toEqual([
+        `GET ${secretPath}/public-key`,
+        `PUT ${secretPath}/${SECRET}`,
+        `GET ${secretPath}/public-key`,
+        `PUT ${secretPath}/${SECRET}`,
+      ]);
+    } finally {
+      await ghes.close();
+    }
+  });
+
   it('retries the final write through transient failures', async () => {
     const old = await freshRefreshToken();
     gh.failWritesAfter(1, 503, 2);
@@ -131,6 +169,88 @@ describe('write-back', () => {
     expect(result.exitCode).toBe(0);
     expect(gh.secrets.get(SECRET)).toBe(result.outputs['refresh-token']);
     expect(gh.requests.filter((r) => r.startsWith('PUT'))).toHaveLength(4);
+  });
+});
+
+describe('write-back with platform: mastodon on Pleroma', () => {
+  let pleroma: MastodonServer;
+  afterAll(async () => {
+    await pleroma?.close();
+  });
+
+  async function runOn(app: RegisteredApp, inputs: Record<string, string>): Promise<ActionRun> {
+    const result = await runAction(
+      'main',
+      {
+        platform: 'mastodon',
+        instance: pleroma.url,
+        'client-id': app.clientId,
+        'client-secret': app.clientSecret,
+        'max-attempts': '2',
+        ...inputs,
+      },
+      { env: { GITHUB_API_URL: gh.url, GITHUB_REPOSITORY: gh.repository } },
+    );
+    for (const name of ['access-token', 'refresh-token']) {
+      const value = result.outputs[name];
+      if (value) secrets.push(value);
+    }
+    expect(findLeaks(result, secrets)).toEqual([]);
+    return result;
+  }
+
+  /** A user authorization exchanged through the action: its access and refresh tokens. */
+  async function authorize(rotate: boolean) {
+    await pleroma?.close();
+    pleroma = await startMastodonServer({ flavour: 'pleroma', rotateRefreshTokens: rotate });
+    const app = pleroma.registerApp({ scopes: ['read'] });
+    secrets.push(app.clientSecret);
+    const code = pleroma.issueCode({ clientId: app.clientId, redirectUri: OOB });
+    secrets.push(code);
+    const got = await runOn(app, { operation: 'exchange', code });
+    expect(got.exitCode).toBe(0);
+    const access = got.outputs['access-token'] ?? '';
+    const refresh = got.outputs['refresh-token'] ?? '';
+    expect(refresh).toMatch(/^\S{20,}$/);
+    return { app, access, refresh };
+  }
+
+  it('stores the rotated refresh token; the old access and refresh tokens stop working', async () => {
+    const { app, access, refresh } = await authorize(true);
+    const result = await runOn(app, writeBack(refresh));
+    expect(result.exitCode).toBe(0);
+    const rotated = result.outputs['refresh-token'] ?? '';
+    expect(rotated).toMatch(/^\S{20,}$/);
+    expect(rotated).not.toBe(refresh);
+    expect(result.outputs['access-token']).not.toBe(access);
+    expect(result.masks).toContain(rotated);
+    // The shared refresh grant's rotation handling, then the write-back's.
+    expect(result.stdout).toMatch(/The server rotated the refresh token/);
+    expect(result.stdout).toMatch(/Stored the rotated refresh token in secret FEDI_REFRESH_TOKEN/);
+    expect(gh.writes.map(({ value, status }) => ({ value, status }))).toEqual([
+      { value: refresh, status: 201 },
+      { value: rotated, status: 204 },
+    ]);
+    expect(pleroma.isRevoked(access)).toBe(true);
+
+    const replay = await runOn(app, { operation: 'refresh', 'refresh-token': refresh });
+    expect(replay.exitCode).toBe(1);
+    expect(replay.stdout).toMatch(/POST \/oauth\/token answered HTTP 400: Invalid credentials/);
+    const stored = await runOn(app, { operation: 'refresh', 'refresh-token': rotated });
+    expect(stored.exitCode).toBe(0);
+  });
+
+  it('leaves the secret alone when Pleroma keeps the refresh token (its default)', async () => {
+    const { app, access, refresh } = await authorize(false);
+    const result = await runOn(app, writeBack(refresh));
+    expect(result.exitCode).toBe(0);
+    expect(result.outputs['refresh-token']).toBe(refresh);
+    expect(result.outputs['access-token']).not.toBe(access);
+    expect(pleroma.isRevoked(access)).toBe(true);
+    expect(gh.writes.map((w) => w.value)).toEqual([refresh]);
+    expect(result.stdout).toMatch(/did not change/);
+    const again = await runOn(app, { operation: 'refresh', 'refresh-token': refresh });
+    expect(again.exitCode).toBe(0);
   });
 });
 
@@ -212,6 +332,7 @@ describe('failures after the proof', () => {
   it('keeps the old token usable when the token endpoint is down during the refresh', async () => {
     const old = await freshRefreshToken();
     oidc.down.add('/token');
+    const before = oidc.requests.length;
     let result: ActionRun;
     try {
       result = await run(writeBack(old));
@@ -220,6 +341,9 @@ describe('failures after the proof', () => {
     }
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toMatch(/POST \/token answered HTTP 503: an HTML page, not JSON/);
+    // A bare 503 may come from behind the server that spent the token: sent once, with
+    // max-attempts 2.
+    expect(tokenRequests(before)).toEqual(['POST /token']);
     expect(gh.secrets.get(SECRET)).toBe(old);
     const later = await run(writeBack(old));
     expect(later.exitCode).toBe(0);
@@ -231,6 +355,9 @@ describe('failures after the proof', () => {
     gh.failWritesAfter(1, 500);
     const result = await run(writeBack(old));
     expect(result.exitCode).toBe(1);
+    // The proof, then the final write sent five times (the write-back's minimum attempts, above
+    // max-attempts 2): a 500 from GitHub is repeated, the PUT being idempotent.
+    expect(gh.requests.filter((r) => r.startsWith('PUT'))).toHaveLength(6);
     const rotated = result.outputs['refresh-token'] ?? '';
     expect(rotated).not.toBe('');
     expect(rotated).not.toBe(old);
@@ -268,6 +395,54 @@ describe('configuration', () => {
     expect(oidc.requests.length).toBe(before);
     expect(gh.requests).toEqual([]);
     expect(findLeaks(result, [...secrets, old])).toEqual([]);
+  });
+});
+
+describe('refused before any secret write', () => {
+  let mastodon: MastodonServer;
+  beforeAll(async () => {
+    mastodon = await startMastodonServer({ flavour: 'mastodon' });
+  });
+  afterAll(async () => {
+    await mastodon.close();
+  });
+
+  function refreshOnMastodon(env: Record<string, string>): Promise<ActionRun> {
+    const app = mastodon.registerApp();
+    secrets.push(app.clientSecret);
+    return runAction(
+      'main',
+      {
+        instance: mastodon.url,
+        'client-id': app.clientId,
+        'client-secret': app.clientSecret,
+        ...writeBack('m'.repeat(43)),
+      },
+      { env },
+    );
+  }
+
+  it('refuses refresh on detected Mastodon software without writing the secret', async () => {
+    mastodon.requests.length = 0;
+    const result = await refreshOnMastodon({
+      GITHUB_API_URL: gh.url,
+      GITHUB_REPOSITORY: gh.repository,
+    });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/::error::mastodon issues no refresh tokens/);
+    expect(gh.requests.filter((r) => r.startsWith('PUT'))).toEqual([]);
+    expect(gh.requests).toEqual([]);
+    expect(mastodon.requests.map((r) => r.path)).not.toContain('/oauth/token');
+    expect(findLeaks(result, [...secrets, 'm'.repeat(43)])).toEqual([]);
+  });
+
+  it('checks GITHUB_REPOSITORY before detection', async () => {
+    mastodon.requests.length = 0;
+    const result = await refreshOnMastodon({ GITHUB_API_URL: gh.url });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toMatch(/Input 'secret-name': needs GITHUB_REPOSITORY/);
+    expect(mastodon.requests).toEqual([]);
+    expect(gh.requests).toEqual([]);
   });
 });
 

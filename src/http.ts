@@ -31,6 +31,11 @@ export interface HttpRequest {
   maxBytes?: number;
   /** Statuses that are answers rather than failures (e.g. 401 for `validate`). */
   accept?: readonly number[];
+  /**
+   * Statuses besides 429/502/503/504 after which this request, if idempotent, is sent again: an
+   * API known to answer 500 transiently (GitHub's).
+   */
+  retryStatuses?: readonly number[];
   /** How the endpoint is named in errors when its path holds a secret (a MiAuth session). */
   endpointLabel?: string;
   /** Overrides the client's `maxAttempts` for this request (detection sends each one once). */
@@ -102,7 +107,8 @@ export class Http {
         continue;
       }
       const { status } = response;
-      if (RETRYABLE_STATUSES.has(status) && !request.accept?.includes(status)) {
+      const retryable = RETRYABLE_STATUSES.has(status) || request.retryStatuses?.includes(status);
+      if (retryable && !request.accept?.includes(status)) {
         const asked = requestedWaitMs(response.headers, status);
         // A 429 was refused unprocessed; a 503 with Retry-After says the same. Anything else
         // (502/504, a bare 503) may have reached the application, so only idempotent calls repeat.

@@ -6,6 +6,7 @@
 import * as core from '@actions/core';
 import * as z from 'zod/mini';
 import { InputError, oneLine } from './errors.ts';
+import { LOOPBACK_HOSTS } from './loopback-host.ts';
 import { maskSecret } from './publish.ts';
 
 export const OPERATIONS = [
@@ -77,7 +78,8 @@ const REQUIRED_BY_OPERATION: Record<Operation, readonly (readonly [string, keyof
     ],
     refresh: [['refresh-token', 'refreshToken']],
     validate: [['access-token', 'accessToken']],
-    revoke: [['access-token', 'accessToken']],
+    // 'access-token' or, on oauth2, 'refresh-token': checked below.
+    revoke: [],
   };
 
 /**
@@ -90,6 +92,12 @@ export function checkRequiredInputs(config: TokenConfig): void {
     if (!config[key]) {
       throw new InputError(name, `is required for operation '${config.operation}'`);
     }
+  }
+  if (config.operation === 'revoke' && !config.accessToken && !config.refreshToken) {
+    throw new InputError(
+      'access-token',
+      "is required for operation 'revoke' (or 'refresh-token', with platform oauth2)",
+    );
   }
 }
 
@@ -244,8 +252,6 @@ export function readNumber(
   }
   return number;
 }
-
-const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
 /** A server URL: https, or http only on loopback; no credentials, query or fragment. */
 export function readUrl(source: InputSource, name: string): URL | undefined {

@@ -1,7 +1,7 @@
 /** The token action's main step: parse → act → publish. */
 import { describeError } from './errors.ts';
 import { parseTokenInputs, type TokenConfig } from './inputs.ts';
-import { runOperation } from './operations.ts';
+import { runOperation, type Runtime } from './operations.ts';
 import {
   fail,
   info,
@@ -16,6 +16,7 @@ import {
 export async function run(): Promise<void> {
   try {
     const config = parseTokenInputs();
+    const writeBack = config.secretName ? await prepareWriteBack(config) : undefined;
     const result = await runOperation(config, { mask: maskSecret, log: info, writeBack });
     publishResult(result, { exportEnv: config.exportEnv });
     if (config.revokeOnExit && result.tokens) {
@@ -36,13 +37,14 @@ export async function run(): Promise<void> {
   }
 }
 
-/** Loaded only when needed: it brings libsodium, which no other run should pay for. */
-async function writeBack(
-  config: TokenConfig,
-  refresh: () => Promise<OperationResult>,
-): Promise<OperationResult> {
-  const { refreshWithWriteBack } = await import('./refresh-writeback.ts');
-  return refreshWithWriteBack(config, { log: info }, refresh);
+/**
+ * Loaded only when needed: it brings libsodium, which no other run should pay for. Prepared before
+ * any request, so a runner environment without the repository fails first.
+ */
+async function prepareWriteBack(config: TokenConfig): Promise<Runtime['writeBack']> {
+  const writeBack = await import('./refresh-writeback.ts');
+  const wrap = writeBack.prepareWriteBack(config, { log: info });
+  return (_config, refresh) => wrap(refresh);
 }
 
 /** One log line of non-secret facts. */
@@ -57,7 +59,7 @@ function describeResult(result: OperationResult): string {
         ? `The access token is valid${who} ${where}`
         : `The access token is not valid ${where}: ${result.reason ?? 'rejected'}`;
     case 'revoke':
-      return `The access token was revoked ${where}`;
+      return `The token was revoked ${where}`;
     default: {
       const expires = result.tokens?.expiresAt?.toISOString() ?? 'never';
       return `Got a ${result.tokens?.tokenType ?? ''} token${who} ${where} (expires: ${expires})`;

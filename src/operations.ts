@@ -43,13 +43,17 @@ const METHOD = {
 const DETECTABLE: readonly Platform[] = ['mastodon', 'misskey'];
 
 /** Why `provider` cannot run this config, or undefined when it can. */
-function rejection(provider: Provider, config: TokenConfig): Error | undefined {
+function rejection(
+  provider: Provider,
+  config: TokenConfig,
+  software?: Software,
+): Error | undefined {
   if (!provider[METHOD[config.operation]]) {
     return new UnsupportedError(provider.unsupported(config.operation));
   }
   try {
     checkRequiredInputs(config);
-    provider.checkInputs(config.operation, config);
+    provider.checkInputs(config.operation, config, software);
   } catch (error) {
     if (error instanceof InputError) return error;
     throw error;
@@ -105,7 +109,7 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
     platform = config.platform;
   }
   const provider = providerFor(platform);
-  const rejected = rejection(provider, config);
+  const rejected = rejection(provider, config, software);
   if (rejected) throw rejected;
   const ctx: ProviderContext = {
     http,
@@ -156,9 +160,16 @@ export async function runOperation(
       );
       return { ...base, ...validation };
     }
-    case 'revoke':
-      await call('revoke', 'revoke').call(provider, ctx, required(config.accessToken));
+    case 'revoke': {
+      // The refresh token first: revoking it ends the grant, so no new access token can follow.
+      // Providers without revokeRefreshToken have refused a revoke without access-token already.
+      if (config.refreshToken && provider.revokeRefreshToken) {
+        await provider.revokeRefreshToken(ctx, config.refreshToken);
+      }
+      if (config.accessToken)
+        await call('revoke', 'revoke').call(provider, ctx, config.accessToken);
       return { ...base, revoked: true };
+    }
   }
 }
 

@@ -22,14 +22,20 @@ export interface WriteBackRuntime {
 /** The last write is worth more patience than an ordinary request. */
 const FINAL_WRITE_MIN_ATTEMPTS = 5;
 
-export async function refreshWithWriteBack(
+/**
+ * The write-back for `config`, ready to wrap its refresh. The repository comes from the runner's
+ * environment and is checked here, so the main step calls this before any request: a run that
+ * could never store the new token fails before detection, before the proof write, before the
+ * refresh.
+ */
+export function prepareWriteBack(
   config: TokenConfig,
   runtime: WriteBackRuntime,
-  refresh: () => Promise<OperationResult>,
-): Promise<OperationResult> {
+): (refresh: () => Promise<OperationResult>) => Promise<OperationResult> {
   const name = config.secretName;
   const current = config.refreshToken;
-  if (!name || !config.githubToken || !current) {
+  const githubToken = config.githubToken;
+  if (!name || !githubToken || !current) {
     throw new Error('write-back needs secret-name, github-token and refresh-token (inputs.ts)');
   }
   const repository = repositoryFromEnv(runtime.env);
@@ -39,39 +45,41 @@ export async function refreshWithWriteBack(
       timeoutMs: config.timeoutMs,
       maxAttempts: Math.max(config.maxAttempts, FINAL_WRITE_MIN_ATTEMPTS),
     });
-  const secrets = new RepositorySecrets(http, repository, config.githubToken);
+  const secrets = new RepositorySecrets(http, repository, githubToken);
 
-  try {
-    await secrets.write(name, current);
-  } catch (error) {
-    throw prefixed(
-      error,
-      `Nothing was refreshed: secret ${name} of ${secrets.label} cannot be written. `,
-    );
-  }
-  runtime.log(`Secret ${name} of ${secrets.label} is writable; refreshing`);
+  return async (refresh) => {
+    try {
+      await secrets.write(name, current);
+    } catch (error) {
+      throw prefixed(
+        error,
+        `Nothing was refreshed: secret ${name} of ${secrets.label} cannot be written. `,
+      );
+    }
+    runtime.log(`Secret ${name} of ${secrets.label} is writable; refreshing`);
 
-  const result = await refresh();
-  const next = result.tokens?.refreshToken;
-  if (!next || next === current) {
-    runtime.log(`The refresh token did not change; secret ${name} already holds it`);
+    const result = await refresh();
+    const next = result.tokens?.refreshToken;
+    if (!next || next === current) {
+      runtime.log(`The refresh token did not change; secret ${name} already holds it`);
+      return result;
+    }
+    try {
+      await secrets.write(name, next);
+    } catch (error) {
+      return {
+        ...result,
+        failure:
+          `The server rotated the refresh token, but writing it to secret ${name} of ${secrets.label} ` +
+          `failed: ${describeError(error)}. The old refresh token no longer works. The new one is ` +
+          "this step's output 'refresh-token' (masked): store it in a later step of this job, e.g. " +
+          `with if: failure() and \`gh secret set ${name}\` reading it from an environment variable, ` +
+          'before the job ends, or authorize again',
+      };
+    }
+    runtime.log(`Stored the rotated refresh token in secret ${name} of ${secrets.label}`);
     return result;
-  }
-  try {
-    await secrets.write(name, next);
-  } catch (error) {
-    return {
-      ...result,
-      failure:
-        `The server rotated the refresh token, but writing it to secret ${name} of ${secrets.label} ` +
-        `failed: ${describeError(error)}. The old refresh token no longer works. The new one is ` +
-        "this step's output 'refresh-token' (masked): store it in a later step of this job, e.g. " +
-        `with if: failure() and \`gh secret set ${name}\` reading it from an environment variable, ` +
-        'before the job ends, or authorize again',
-    };
-  }
-  runtime.log(`Stored the rotated refresh token in secret ${name} of ${secrets.label}`);
-  return result;
+  };
 }
 
 /** The same error, its message led by what it means for this step. */

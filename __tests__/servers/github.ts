@@ -1,7 +1,7 @@
 /**
  * A loopback GitHub Actions-secrets API: it makes an X25519 key pair, serves the public half at
- * `GET /repos/{owner}/{repo}/actions/secrets/public-key`, and on
- * `PUT /repos/{owner}/{repo}/actions/secrets/{name}` opens the sealed box with the private half,
+ * `GET [base]/repos/{owner}/{repo}/actions/secrets/public-key`, and on
+ * `PUT [base]/repos/{owner}/{repo}/actions/secrets/{name}` opens the sealed box with the private half,
  * so a test reads back exactly what the action encrypted. Like GitHub it answers 401 for a bad
  * token, 404 for a repository the token cannot see, 201 for a new secret and 204 for an update.
  */
@@ -17,6 +17,8 @@ export interface GitHubOptions {
   token: string;
   /** Tokens that authenticate but may not write secrets (like a workflow's GITHUB_TOKEN): 403. */
   readOnlyTokens?: string[];
+  /** Where the REST API lives: '' like api.github.com, '/api/v3' like GitHub Enterprise Server. */
+  basePath?: string;
 }
 
 export interface SecretWrite {
@@ -27,6 +29,7 @@ export interface SecretWrite {
 }
 
 export interface GitHubServer {
+  /** The origin; GITHUB_API_URL is this plus the base path. */
   url: string;
   repository: string;
   /** The decrypted current values, by secret name. */
@@ -60,7 +63,7 @@ export async function startGitHub(options: GitHubOptions): Promise<GitHubServer>
   const writes: SecretWrite[] = [];
   const requests: string[] = [];
   const faults = new FaultQueue();
-  const prefix = `/repos/${owner}/${repo}/actions/secrets/`;
+  const prefix = `${options.basePath ?? ''}/repos/${owner}/${repo}/actions/secrets/`;
   let writeFailure: { after: number; status: number; left: number } | undefined;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

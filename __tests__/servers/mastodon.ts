@@ -131,8 +131,20 @@ function splitScopes(value: unknown, fallback: string[]): string[] {
   return value.split(/[\s+]+/).filter(Boolean);
 }
 
+export interface MastodonServerOptions {
+  flavour?: Flavour;
+  users?: User[];
+  /**
+   * Pleroma only: hand out a new refresh token on every refresh. Pleroma's default
+   * (`config :pleroma, :oauth2, issue_new_refresh_token: true`, which despite its name keeps the
+   * refresh token) carries the old refresh token over to the new access token; setting it to false
+   * rotates. Either way the old access token is revoked.
+   */
+  rotateRefreshTokens?: boolean;
+}
+
 export async function startMastodonServer(
-  opts: { flavour?: Flavour; users?: User[] } = {},
+  opts: MastodonServerOptions = {},
 ): Promise<MastodonServer> {
   const flavour = opts.flavour ?? 'mastodon';
   const users = opts.users ?? DEFAULT_USERS[flavour];
@@ -531,10 +543,17 @@ export async function startMastodonServer(
       const old = tokens.get(refreshTokens.get(str('refresh_token') ?? '') ?? '');
       if (!old || old.clientId !== app.clientId)
         return json(res, 400, { error: 'Invalid credentials' });
-      // Pleroma revokes the old access token and its refresh token when it hands out new ones.
+      // Pleroma deletes the old access token, refresh token and all, and creates a new one that
+      // carries the old refresh token over unless the server is configured to rotate it.
       old.revoked = true;
       if (old.refreshToken) refreshTokens.delete(old.refreshToken);
-      return json(res, 200, tokenJson(mintToken(app.clientId, old.scopes, old.userId)));
+      const next = mintToken(app.clientId, old.scopes, old.userId);
+      if (!opts.rotateRefreshTokens && old.refreshToken && next.refreshToken) {
+        refreshTokens.delete(next.refreshToken);
+        next.refreshToken = old.refreshToken;
+        refreshTokens.set(next.refreshToken, next.value);
+      }
+      return json(res, 200, tokenJson(next));
     }
 
     if (grant === 'password') return json(res, 400, { error: 'Invalid credentials' });

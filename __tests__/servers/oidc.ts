@@ -1,8 +1,11 @@
 /**
  * A real OAuth 2.0 / OpenID Connect server (oidc-provider) on loopback, with refresh-token
  * rotation, client credentials, RFC 7009 revocation and RFC 7662 introspection on, PKCE required,
- * and two confidential clients: one registered for client_secret_basic, one for
- * client_secret_post (oidc-provider refuses the other method, as strict servers do).
+ * two confidential clients, one registered for client_secret_basic and one for
+ * client_secret_post, and a public client (`none`: no secret, PKCE only). oidc-provider itself takes either secret method from any such client
+ * (lib/shared/client_auth.js treats them as one), so the front server here answers 401
+ * invalid_client when a client authenticates with another method than its registered one, as
+ * strict servers do (RFC 6749 §2.3).
  * `authorize()` plays the user in the browser: it drives the login and consent pages over HTTP
  * with a cookie jar and returns the code from the redirect.
  */
@@ -10,6 +13,7 @@ import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import Provider from 'oidc-provider';
+import { basicAuth, readText, sendJson } from './util.ts';
 
 export const REDIRECT_URI = 'http://127.0.0.1/callback';
 
@@ -22,10 +26,14 @@ export interface OidcServer {
   issuer: string;
   basic: OidcClient;
   post: OidcClient;
+  /** No secret (`secret` is ''); registered unless `authMethods` leaves out `none`. */
+  public: OidcClient;
   /** Requests seen, as `METHOD /path`. */
   requests: string[];
   /** For each POST: how the client authenticated, `basic` (Authorization header) or `body`. */
   clientAuth: string[];
+  /** For each revocation or introspection request, the token_type_hint sent ('' for none). */
+  tokenTypeHints: string[];
   /**
    * Requests to these paths are answered 503 without reaching oidc-provider (token endpoint down).
    * The set is live: tests add and remove paths.
@@ -43,6 +51,30 @@ export interface AuthorizeOptions {
 
 const secret = (): string => randomBytes(24).toString('base64url');
 
+/** oidc-provider's endpoints that authenticate the client. */
+const CLIENT_AUTH_PATHS = new Set(['/token', '/token/revocation', '/token/introspection']);
+
+// oidc-provider warns on every start about the in-memory adapter and built-in login pages, and
+// once about the request body this front reads before it: all are what the tests want, and the
+// warnings would bury real test output.
+const QUIET_WARNINGS = [
+  'oidc-provider WARNING: a quick start development-only',
+  'oidc-provider WARNING: already parsed request body detected',
+];
+const warn = console.warn;
+console.warn = (...args: unknown[]) => {
+  if (!QUIET_WARNINGS.some((quiet) => String(args[0]).includes(quiet))) warn(...args);
+};
+
+/** How a token-endpoint request authenticated its client, and which client it claims to be. */
+function usedClientAuth(req: IncomingMessage, body: string): { id: string; method: string } {
+  const basic = basicAuth(req);
+  if (basic) return { id: basic.id, method: 'client_secret_basic' };
+  const form = new URLSearchParams(body);
+  const method = form.get('client_secret') ? 'client_secret_post' : 'none';
+  return { id: form.get('client_id') ?? '', method };
+}
+
 export interface OidcOptions {
   /** The client authentication methods the server accepts and lists in its metadata. */
   authMethods?: string[];
@@ -54,10 +86,13 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
   const sockets = new Set<Socket>();
   const requests: string[] = [];
   const clientAuth: string[] = [];
+  const tokenTypeHints: string[] = [];
   const down = new Set<string>();
   // The issuer URL needs the port, so oidc-provider is attached once the server listens.
   const attached: { app?: (req: IncomingMessage, res: ServerResponse) => void } = {};
-  const server = createServer((req, res) => {
+  /** Each client's registered token_endpoint_auth_method, by client_id. */
+  const registered = new Map<string, string>();
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     requests.push(`${req.method ?? 'GET'} ${path}`);
     if (req.method === 'POST') {
@@ -69,7 +104,33 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
       res.end('<html><body>503 Service Unavailable</body></html>');
       return;
     }
+    if (req.method === 'POST' && CLIENT_AUTH_PATHS.has(path)) {
+      const body = await readText(req);
+      if (path !== '/token') {
+        tokenTypeHints.push(new URLSearchParams(body).get('token_type_hint') ?? '');
+      }
+      const used = usedClientAuth(req, body);
+      const method = registered.get(used.id);
+      if (method && method !== used.method) {
+        return sendJson(
+          res,
+          401,
+          {
+            error: 'invalid_client',
+            error_description: `client authentication failed: the client is registered for ${method}`,
+          },
+          used.method === 'client_secret_basic'
+            ? { 'www-authenticate': 'Basic realm="token"' }
+            : {},
+        );
+      }
+      // oidc-provider takes a body that was read before it from req.body.
+      (req as IncomingMessage & { body?: string }).body = body;
+    }
     attached.app(req, res);
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -80,15 +141,20 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
 
   const basic = { id: 'basic-app', secret: `basic-${secret()}` };
   const post = { id: 'post-app', secret: `post-${secret()}` };
+  const publicClient = { id: 'public-app', secret: '' };
   const methods = options.authMethods;
   const clientMetadata = (client: OidcClient, wanted: string) => {
     const method = !methods || methods.includes(wanted) ? wanted : (methods[0] ?? wanted);
+    registered.set(client.id, method);
     return {
       client_id: client.id,
-      client_secret: client.secret,
+      ...(method === 'none' ? {} : { client_secret: client.secret }),
       application_type: 'native',
       redirect_uris: [REDIRECT_URI],
-      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      // A client that cannot authenticate gets no client-credentials grant.
+      grant_types: ['authorization_code', 'refresh_token'].concat(
+        method === 'none' ? [] : ['client_credentials'],
+      ),
       response_types: ['code'],
       token_endpoint_auth_method: method,
       scope: 'openid offline_access profile api:read',
@@ -98,17 +164,11 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
     format: 'jwk',
   });
 
-  // The in-memory adapter and the built-in login/consent pages are exactly what the tests want;
-  // oidc-provider warns about both on every start, which would bury real test output.
-  const warn = console.warn;
-  console.warn = (...args: unknown[]) => {
-    if (!String(args[0]).startsWith('oidc-provider WARNING: a quick start development-only'))
-      warn(...args);
-  };
   const provider = new Provider(issuer, {
     clients: [
       clientMetadata(basic, 'client_secret_basic'),
       clientMetadata(post, 'client_secret_post'),
+      ...(!methods || methods.includes('none') ? [clientMetadata(publicClient, 'none')] : []),
     ],
     jwks: { keys: [{ ...signingKey, kid: 'test', use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [secret()] },
@@ -155,15 +215,16 @@ export async function startOidc(options: OidcOptions = {}): Promise<OidcServer> 
       Session: 86400,
     },
   });
-  console.warn = warn;
   attached.app = provider.callback();
 
   return {
     issuer,
     basic,
     post,
+    public: publicClient,
     requests,
     clientAuth,
+    tokenTypeHints,
     down,
     authorize: (options) => authorize(issuer, options),
     close: () =>

@@ -5,10 +5,12 @@ export const modules = {
 /***/ 120:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __webpack_require__) => {
 
+// ESM COMPAT FLAG
+__webpack_require__.r(__webpack_exports__);
 
 // EXPORTS
 __webpack_require__.d(__webpack_exports__, {
-  refreshWithWriteBack: () => (/* binding */ refreshWithWriteBack)
+  prepareWriteBack: () => (/* binding */ prepareWriteBack)
 });
 
 // EXTERNAL MODULE: ./errors.js
@@ -17,6 +19,8 @@ var errors = __webpack_require__(645);
 var http_0 = __webpack_require__(320);
 // EXTERNAL MODULE: ../../node_modules/zod/v4/mini/schemas.js + 3 modules
 var schemas = __webpack_require__(108);
+// EXTERNAL MODULE: ./loopback-host.js
+var loopback_host = __webpack_require__(242);
 // EXTERNAL MODULE: ./providers/oauth-token.js + 1 modules
 var oauth_token = __webpack_require__(813);
 ;// CONCATENATED MODULE: ./github/sealed-box.js
@@ -48,7 +52,7 @@ async function sealForKey(publicKey, value) {
 
 
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
 const REPOSITORY = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/;
 /** The repository this workflow runs in, from the variables the runner sets. */
 function repositoryFromEnv(env = process.env) {
@@ -57,7 +61,7 @@ function repositoryFromEnv(env = process.env) {
         throw new errors/* InputError */.dz('secret-name', 'needs GITHUB_REPOSITORY (owner/name), which the runner sets; set it when running elsewhere');
     }
     const apiUrl = new URL(env.GITHUB_API_URL || 'https://api.github.com');
-    if (apiUrl.protocol !== 'https:' && !LOOPBACK.test(apiUrl.hostname)) {
+    if (apiUrl.protocol !== 'https:' && !loopback_host/* LOOPBACK_HOSTS */.W.test(apiUrl.hostname)) {
         throw new errors/* InputError */.dz('secret-name', 'needs GITHUB_API_URL to be an https:// URL');
     }
     return { apiUrl, owner: match[1], name: match[2] };
@@ -123,6 +127,9 @@ class RepositorySecrets {
     withAuth(request) {
         return {
             ...request,
+            // GitHub answers 500 now and then; both requests are safe to repeat, and the final write
+            // is the one that must not be lost.
+            retryStatuses: [500],
             bearer: this.token,
             headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
         };
@@ -165,10 +172,17 @@ class RepositorySecrets {
 
 /** The last write is worth more patience than an ordinary request. */
 const FINAL_WRITE_MIN_ATTEMPTS = 5;
-async function refreshWithWriteBack(config, runtime, refresh) {
+/**
+ * The write-back for `config`, ready to wrap its refresh. The repository comes from the runner's
+ * environment and is checked here, so the main step calls this before any request: a run that
+ * could never store the new token fails before detection, before the proof write, before the
+ * refresh.
+ */
+function prepareWriteBack(config, runtime) {
     const name = config.secretName;
     const current = config.refreshToken;
-    if (!name || !config.githubToken || !current) {
+    const githubToken = config.githubToken;
+    if (!name || !githubToken || !current) {
         throw new Error('write-back needs secret-name, github-token and refresh-token (inputs.ts)');
     }
     const repository = repositoryFromEnv(runtime.env);
@@ -177,35 +191,37 @@ async function refreshWithWriteBack(config, runtime, refresh) {
             timeoutMs: config.timeoutMs,
             maxAttempts: Math.max(config.maxAttempts, FINAL_WRITE_MIN_ATTEMPTS),
         });
-    const secrets = new RepositorySecrets(http, repository, config.githubToken);
-    try {
-        await secrets.write(name, current);
-    }
-    catch (error) {
-        throw prefixed(error, `Nothing was refreshed: secret ${name} of ${secrets.label} cannot be written. `);
-    }
-    runtime.log(`Secret ${name} of ${secrets.label} is writable; refreshing`);
-    const result = await refresh();
-    const next = result.tokens?.refreshToken;
-    if (!next || next === current) {
-        runtime.log(`The refresh token did not change; secret ${name} already holds it`);
+    const secrets = new RepositorySecrets(http, repository, githubToken);
+    return async (refresh) => {
+        try {
+            await secrets.write(name, current);
+        }
+        catch (error) {
+            throw prefixed(error, `Nothing was refreshed: secret ${name} of ${secrets.label} cannot be written. `);
+        }
+        runtime.log(`Secret ${name} of ${secrets.label} is writable; refreshing`);
+        const result = await refresh();
+        const next = result.tokens?.refreshToken;
+        if (!next || next === current) {
+            runtime.log(`The refresh token did not change; secret ${name} already holds it`);
+            return result;
+        }
+        try {
+            await secrets.write(name, next);
+        }
+        catch (error) {
+            return {
+                ...result,
+                failure: `The server rotated the refresh token, but writing it to secret ${name} of ${secrets.label} ` +
+                    `failed: ${(0,errors/* describeError */.Uc)(error)}. The old refresh token no longer works. The new one is ` +
+                    "this step's output 'refresh-token' (masked): store it in a later step of this job, e.g. " +
+                    `with if: failure() and \`gh secret set ${name}\` reading it from an environment variable, ` +
+                    'before the job ends, or authorize again',
+            };
+        }
+        runtime.log(`Stored the rotated refresh token in secret ${name} of ${secrets.label}`);
         return result;
-    }
-    try {
-        await secrets.write(name, next);
-    }
-    catch (error) {
-        return {
-            ...result,
-            failure: `The server rotated the refresh token, but writing it to secret ${name} of ${secrets.label} ` +
-                `failed: ${(0,errors/* describeError */.Uc)(error)}. The old refresh token no longer works. The new one is ` +
-                "this step's output 'refresh-token' (masked): store it in a later step of this job, e.g. " +
-                `with if: failure() and \`gh secret set ${name}\` reading it from an environment variable, ` +
-                'before the job ends, or authorize again',
-        };
-    }
-    runtime.log(`Stored the rotated refresh token in secret ${name} of ${secrets.label}`);
-    return result;
+    };
 }
 /** The same error, its message led by what it means for this step. */
 function prefixed(error, lead) {

@@ -5,6 +5,7 @@
 import * as z from 'zod/mini';
 import { InputError, ServerError } from '../errors.ts';
 import type { Http, HttpRequest } from '../http.ts';
+import { LOOPBACK_HOSTS } from '../loopback-host.ts';
 import { withHint } from '../providers/oauth-token.ts';
 import { sealForKey } from './sealed-box.ts';
 
@@ -14,7 +15,6 @@ export interface Repository {
   name: string;
 }
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 const REPOSITORY = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/;
 
 /** The repository this workflow runs in, from the variables the runner sets. */
@@ -27,7 +27,7 @@ export function repositoryFromEnv(env: NodeJS.ProcessEnv = process.env): Reposit
     );
   }
   const apiUrl = new URL(env.GITHUB_API_URL || 'https://api.github.com');
-  if (apiUrl.protocol !== 'https:' && !LOOPBACK.test(apiUrl.hostname)) {
+  if (apiUrl.protocol !== 'https:' && !LOOPBACK_HOSTS.test(apiUrl.hostname)) {
     throw new InputError('secret-name', 'needs GITHUB_API_URL to be an https:// URL');
   }
   return { apiUrl, owner: match[1], name: match[2] };
@@ -100,6 +100,9 @@ export class RepositorySecrets {
   private withAuth(request: HttpRequest): HttpRequest {
     return {
       ...request,
+      // GitHub answers 500 now and then; both requests are safe to repeat, and the final write
+      // is the one that must not be lost.
+      retryStatuses: [500],
       bearer: this.token,
       headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
     };

@@ -6,8 +6,15 @@ import * as z from 'zod/mini';
 import { InputError, ServerError, UnsupportedError } from '../errors.ts';
 import { parseJson } from '../http.ts';
 import type { Operation, TokenConfig } from '../inputs.ts';
-import { requestToken, revokeToken, withHint } from './oauth-token.ts';
-import type { Identity, Provider, ProviderContext, TokenResult, Validation } from './provider.ts';
+import { refreshGrant, requestToken, revokeToken, withHint } from './oauth-token.ts';
+import type {
+  Identity,
+  Provider,
+  ProviderContext,
+  Software,
+  TokenResult,
+  Validation,
+} from './provider.ts';
 
 const account = z.object({
   // Ids are strings on every server; a number here would already have lost precision.
@@ -39,7 +46,23 @@ export const mastodonProvider: Provider = {
   platform: 'mastodon',
   title: 'Mastodon-API server',
 
-  checkInputs(operation: Operation, config: TokenConfig): void {
+  checkInputs(operation: Operation, config: TokenConfig, software?: Software): void {
+    // Only Pleroma and Akkoma issue refresh tokens. When detection named the server, the others
+    // are refused before the refresh token (or a write-back's secret) goes anywhere; otherwise
+    // their answer is explained.
+    if (
+      operation === 'refresh' &&
+      software &&
+      !REFRESHING_SOFTWARE.has(software.name.toLowerCase())
+    ) {
+      throw new UnsupportedError(`${software.name} ${NO_REFRESH}`);
+    }
+    if (operation === 'revoke' && !config.accessToken) {
+      throw new InputError(
+        'access-token',
+        'is required by Mastodon-API servers to revoke: they revoke access tokens',
+      );
+    }
     const needsClient =
       NEEDS_CLIENT[operation] || (config.revokeOnExit && operation !== 'validate');
     if (!needsClient) return;
@@ -95,24 +118,15 @@ export const mastodonProvider: Provider = {
   },
 
   async refresh(ctx: ProviderContext): Promise<TokenResult> {
-    // Only Pleroma and Akkoma issue refresh tokens. When detection named the server, the others
-    // are refused before the refresh token is sent anywhere; otherwise their answer is explained.
-    const software = ctx.software?.name.toLowerCase();
-    if (software && !REFRESHING_SOFTWARE.has(software)) {
-      throw new UnsupportedError(`${ctx.software?.name} ${NO_REFRESH}`);
-    }
     const { config } = ctx;
     try {
-      const tokens = await requestToken(ctx, {
+      const tokens = await refreshGrant(ctx, {
         endpoint: new URL('oauth/token', base(ctx)),
         auth: 'client_secret_post',
         clientId: config.clientId,
         clientSecret: config.clientSecret,
-        params: {
-          grant_type: 'refresh_token',
-          refresh_token: config.refreshToken,
-          redirect_uri: config.redirectUri,
-        },
+        refreshToken: config.refreshToken ?? '',
+        params: { redirect_uri: config.redirectUri },
       });
       return { tokens };
     } catch (error) {

@@ -78,6 +78,35 @@ export async function requestToken(ctx: ProviderContext, request: TokenRequest):
   };
 }
 
+export interface RefreshRequest extends Omit<TokenRequest, 'params'> {
+  refreshToken: string;
+  /** What the server wants besides the grant's own fields (scope, redirect_uri). */
+  params?: Record<string, string | undefined>;
+}
+
+/**
+ * The refresh_token grant, rotation-aware. RFC 6749 §6: without a new refresh token the old one
+ * stays valid, so it is still the one to keep; the result always holds the refresh token to use
+ * next time.
+ */
+export async function refreshGrant(
+  ctx: ProviderContext,
+  request: RefreshRequest,
+): Promise<TokenSet> {
+  const { refreshToken, params, ...rest } = request;
+  const tokens = await requestToken(ctx, {
+    ...rest,
+    params: { grant_type: 'refresh_token', refresh_token: refreshToken, ...params },
+  });
+  if (!tokens.refreshToken) {
+    ctx.log('The server did not rotate the refresh token; the current one stays valid');
+    tokens.refreshToken = refreshToken;
+  } else if (tokens.refreshToken !== refreshToken) {
+    ctx.log('The server rotated the refresh token: store the new one (output refresh-token)');
+  }
+  return tokens;
+}
+
 export interface RevokeRequest {
   endpoint: URL;
   token: string;

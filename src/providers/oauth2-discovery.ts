@@ -8,6 +8,7 @@ import * as z from 'zod/mini';
 import { InputError, NetworkError, ServerError } from '../errors.ts';
 import type { Http } from '../http.ts';
 import type { AuthMethod, TokenConfig } from '../inputs.ts';
+import { LOOPBACK_HOSTS } from '../loopback-host.ts';
 import type { ClientAuth } from './oauth-token.ts';
 
 export type EndpointName = 'token' | 'revocation' | 'introspection' | 'userinfo';
@@ -57,13 +58,13 @@ export async function findEndpoints(
     requireAll(explicit, needed, instance === undefined);
     return explicit;
   }
-  const metadata = await discover(http, instance);
+  const { metadata, url } = await discover(http, instance);
   const found: ServerEndpoints = {
     authMethods: metadata.token_endpoint_auth_methods_supported,
     grantTypes: metadata.grant_types_supported,
   };
   for (const name of ['token', 'revocation', 'introspection', 'userinfo'] as const) {
-    found[name] = explicit[name] ?? endpointFrom(metadata, name, instance);
+    found[name] = explicit[name] ?? endpointFrom(metadata, name, url);
   }
   requireAll(found, needed, false, instance);
   return found;
@@ -95,13 +96,14 @@ function metadataUrls(instance: URL): URL[] {
   ];
 }
 
-async function discover(http: Http, instance: URL): Promise<Metadata> {
+/** The first metadata document the server has, and where it was found. */
+async function discover(http: Http, instance: URL): Promise<{ metadata: Metadata; url: URL }> {
   const tried: string[] = [];
   for (const url of metadataUrls(instance)) {
     try {
       const { data } = await http.json({ method: 'GET', url }, metadataSchema);
       checkIssuer(data, instance, url);
-      return data;
+      return { metadata: data, url };
     } catch (error) {
       // Only "not here" moves on to the next document; a broken or mismatched one is reported.
       const absent =
@@ -137,18 +139,17 @@ function checkIssuer(metadata: Metadata, instance: URL, url: URL): void {
   }
 }
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
-
-function endpointFrom(metadata: Metadata, name: EndpointName, instance: URL): URL | undefined {
+function endpointFrom(metadata: Metadata, name: EndpointName, source: URL): URL | undefined {
   const value = metadata[`${name}_endpoint`];
   if (value === undefined) return undefined;
   const url = URL.canParse(value) ? new URL(value) : undefined;
   const safe =
-    url && (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.test(url.hostname)));
+    url &&
+    (url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname)));
   if (!url || !safe) {
     throw new ServerError({
-      server: instance.origin,
-      endpoint: 'GET /.well-known/oauth-authorization-server',
+      server: source.origin,
+      endpoint: `GET ${source.pathname}`,
       status: 200,
       description: `${name}_endpoint is not an https:// URL`,
       hint: `Give '${ENDPOINT_INPUTS[name]}' explicitly`,

@@ -4,11 +4,18 @@
  * Endpoints come from the inputs or the server's metadata (oauth2-discovery.ts).
  */
 import * as z from 'zod/mini';
-import { InputError, UnsupportedError } from '../errors.ts';
+import { InputError, ServerError, UnsupportedError } from '../errors.ts';
 import { parseJson, type HttpRequest } from '../http.ts';
 import type { Operation, TokenConfig } from '../inputs.ts';
 import { chooseClientAuth, findEndpoints, type ServerEndpoints } from './oauth2-discovery.ts';
-import { applyClientAuth, requestToken, revokeToken, type ClientAuth } from './oauth-token.ts';
+import {
+  applyClientAuth,
+  refreshGrant,
+  requestToken,
+  revokeToken,
+  withHint,
+  type ClientAuth,
+} from './oauth-token.ts';
 import type { Identity, Provider, ProviderContext, TokenResult, Validation } from './provider.ts';
 
 const introspection = z.object({
@@ -61,16 +68,19 @@ export const oauth2Provider: Provider = {
       ['token'],
       ['userinfo'],
     );
-    const tokens = await requestToken(ctx, {
-      endpoint: required(endpoints.token),
-      ...client(config, endpoints),
-      params: {
-        grant_type: 'authorization_code',
-        code: config.code,
-        redirect_uri: config.redirectUri,
-        code_verifier: config.codeVerifier,
-      },
-    });
+    const tokens = await authenticated(
+      config,
+      requestToken(ctx, {
+        endpoint: required(endpoints.token),
+        ...client(config, endpoints),
+        params: {
+          grant_type: 'authorization_code',
+          code: config.code,
+          redirect_uri: config.redirectUri,
+          code_verifier: config.codeVerifier,
+        },
+      }),
+    );
     // Naming the owner is a courtesy: a token without the userinfo scope is still a good token.
     const identity = endpoints.userinfo
       ? await readUserinfo(ctx, endpoints.userinfo, tokens.accessToken).catch(() => undefined)
@@ -81,11 +91,14 @@ export const oauth2Provider: Provider = {
   async clientCredentials(ctx: ProviderContext): Promise<TokenResult> {
     const { config } = ctx;
     const endpoints = await findEndpoints(ctx.http, config, config.instance, ['token']);
-    const tokens = await requestToken(ctx, {
-      endpoint: required(endpoints.token),
-      ...client(config, endpoints),
-      params: { grant_type: 'client_credentials', scope: config.scope },
-    });
+    const tokens = await authenticated(
+      config,
+      requestToken(ctx, {
+        endpoint: required(endpoints.token),
+        ...client(config, endpoints),
+        params: { grant_type: 'client_credentials', scope: config.scope },
+      }),
+    );
     return {
       tokens,
       identity: { id: config.clientId ?? '', username: config.clientId ?? '', kind: 'app' },
@@ -95,23 +108,15 @@ export const oauth2Provider: Provider = {
   async refresh(ctx: ProviderContext): Promise<TokenResult> {
     const { config } = ctx;
     const endpoints = await findEndpoints(ctx.http, config, config.instance, ['token']);
-    const tokens = await requestToken(ctx, {
-      endpoint: required(endpoints.token),
-      ...client(config, endpoints),
-      params: {
-        grant_type: 'refresh_token',
-        refresh_token: config.refreshToken,
-        scope: config.scope,
-      },
-    });
-    // RFC 6749 §6: without a new refresh token the old one stays valid, so it is still the one
-    // to keep; the output always holds the refresh token to use next time.
-    if (!tokens.refreshToken) {
-      ctx.log('The server did not rotate the refresh token; the current one stays valid');
-      tokens.refreshToken = config.refreshToken;
-    } else if (tokens.refreshToken !== config.refreshToken) {
-      ctx.log('The server rotated the refresh token: store the new one (output refresh-token)');
-    }
+    const tokens = await authenticated(
+      config,
+      refreshGrant(ctx, {
+        endpoint: required(endpoints.token),
+        ...client(config, endpoints),
+        refreshToken: config.refreshToken ?? '',
+        params: { scope: config.scope },
+      }),
+    );
     return { tokens };
   },
 
@@ -144,15 +149,12 @@ export const oauth2Provider: Provider = {
     );
   },
 
-  async revoke(ctx: ProviderContext, accessToken: string): Promise<void> {
-    const { config } = ctx;
-    const endpoints = await findEndpoints(ctx.http, config, config.instance, ['revocation']);
-    await revokeToken(ctx, {
-      endpoint: required(endpoints.revocation),
-      token: accessToken,
-      tokenTypeHint: 'access_token',
-      ...client(config, endpoints),
-    });
+  revoke(ctx: ProviderContext, accessToken: string): Promise<void> {
+    return revoke(ctx, accessToken, 'access_token');
+  },
+
+  revokeRefreshToken(ctx: ProviderContext, refreshToken: string): Promise<void> {
+    return revoke(ctx, refreshToken, 'refresh_token');
   },
 
   unsupported(operation: Operation): string {
@@ -175,6 +177,45 @@ function client(
   };
 }
 
+/** RFC 7009 revocation; the hint saves the server a lookup in the other token store. */
+async function revoke(
+  ctx: ProviderContext,
+  token: string,
+  tokenTypeHint: 'access_token' | 'refresh_token',
+): Promise<void> {
+  const { config } = ctx;
+  const endpoints = await findEndpoints(ctx.http, config, config.instance, ['revocation']);
+  await authenticated(
+    config,
+    revokeToken(ctx, {
+      endpoint: required(endpoints.revocation),
+      token,
+      tokenTypeHint,
+      ...client(config, endpoints),
+    }),
+  );
+}
+
+/**
+ * A forced method the client is not registered for reads as a plain invalid_client on most
+ * servers; the hint names the input that decided it.
+ */
+async function authenticated<T>(config: TokenConfig, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    const forced = config.tokenEndpointAuthMethod;
+    if (forced !== 'auto' && error instanceof ServerError && error.code === 'invalid_client') {
+      throw withHint(
+        error,
+        `Check 'client-id' and 'client-secret', and that the client is registered for ` +
+          `'token-endpoint-auth-method: ${forced}' (auto follows the server's metadata)`,
+      );
+    }
+    throw error;
+  }
+}
+
 async function introspect(
   ctx: ProviderContext,
   endpoints: ServerEndpoints,
@@ -192,7 +233,7 @@ async function introspect(
     form,
   };
   applyClientAuth(request, form, client(ctx.config, endpoints));
-  const { data } = await ctx.http.json(request, introspection);
+  const { data } = await authenticated(ctx.config, ctx.http.json(request, introspection));
   if (!data.active) {
     return { valid: false, reason: 'the server reports it inactive (revoked, expired or unknown)' };
   }

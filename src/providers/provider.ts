@@ -63,14 +63,17 @@ export interface Provider {
   readonly title: string;
   /**
    * Platform-specific input checks for `operation`, run after the platform is known and before
-   * any operation request. Throws InputError.
+   * any operation request (and before a write-back's first secret write). Throws InputError, or
+   * UnsupportedError when the `software` detection found lacks the operation.
    */
-  checkInputs(operation: Operation, config: TokenConfig): void;
+  checkInputs(operation: Operation, config: TokenConfig, software?: Software): void;
   exchangeCode?(ctx: ProviderContext): Promise<TokenResult>;
   clientCredentials?(ctx: ProviderContext): Promise<TokenResult>;
   refresh?(ctx: ProviderContext): Promise<TokenResult>;
   validate?(ctx: ProviderContext, accessToken: string): Promise<Validation>;
   revoke?(ctx: ProviderContext, accessToken: string): Promise<void>;
+  /** Revoke a refresh token, which ends its grant (rotating refresh tokens included). */
+  revokeRefreshToken?(ctx: ProviderContext, refreshToken: string): Promise<void>;
   /** For operations the platform lacks: a sentence naming the platform and the alternative. */
   unsupported(operation: Operation): string;
 }
