@@ -5,9 +5,17 @@
  * pseudo-terminal), Misskey's press-Enter path, and the loopback listener's own rules (in
  * process, so "closed" can be checked while the process is still alive).
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +35,7 @@ import {
   browserStub,
   CLI,
   cliEnv,
+  ghStub,
   startCli,
   startRecordingProxy,
 } from './harness/cli.ts';
@@ -263,6 +272,195 @@ describe('the browser command (bundle)', () => {
     expect(escapes(exit.stderr)).toEqual([]);
   });
 });
+
+describe('--gh with a stub gh (bundle)', () => {
+  const gh = ghStub();
+  /** The directory the CLI runs in, where values gh did not store are saved. */
+  let cwd: string;
+  beforeEach(() => {
+    cwd = realpathSync(mkdtempSync(join(tmpdir(), 'fedi-token-cwd-')));
+  });
+  afterEach(() => {
+    rmSync(cwd, { recursive: true, force: true });
+  });
+  afterAll(() => {
+    gh.remove();
+  });
+
+  const ghLogin = (env: Record<string, string>, ...extra: string[]) =>
+    startCli(['login', server.url, '--platform', 'mastodon', '--gh', ...extra], { env, cwd });
+
+  /** The one file the CLI saved, its mode and its NAME=value lines. */
+  function savedFile(): { path: string; mode: number; values: Record<string, string> } {
+    const files = readdirSync(cwd);
+    expect(files).toEqual([expect.stringMatching(/^fedi-token-unstored-[0-9a-f]{8}\.env$/)]);
+    const path = join(cwd, files[0] ?? '');
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    const values = Object.fromEntries(lines.map((line) => line.split(/=(.*)/s).slice(0, 2)));
+    return { path, mode: statSync(path).mode & 0o777, values };
+  }
+
+  it('fails before any request when gh is not installed', async () => {
+    const before = server.requests.length;
+    const exit = await ghLogin({ PATH: '/nonexistent' }).exited;
+    expect(exit.code).toBe(EXIT.usage);
+    expect(exit.stderr).toMatch(/--gh needs the GitHub CLI \(gh\) on PATH/);
+    expect(server.requests.length).toBe(before);
+  });
+
+  it.each([
+    [
+      'not logged in',
+      { loggedOut: true },
+      [],
+      /--gh: gh is not logged in \(gh auth status: You are not logged into any GitHub hosts\. To log in, run: gh auth login\); run `gh auth login`/,
+      [['auth', 'status']],
+    ],
+    [
+      'unable to reach the repository',
+      { repoUnreachable: true },
+      ['--repo', 'octo/gone'],
+      /--gh: gh cannot reach the secrets of octo\/gone \(gh secret list: HTTP 404: Not Found .*\); check --repo/,
+      [
+        ['auth', 'status'],
+        ['secret', 'list', '--repo', 'octo/gone'],
+      ],
+    ],
+  ])(
+    'gh %s: exit code 2 before any request to the server',
+    async (_name, behaviour, extra, message, expectedCalls) => {
+      const before = server.requests.length;
+      const env = gh.env(behaviour);
+      const exit = await ghLogin(env, ...extra).exited;
+      expect(exit.code).toBe(EXIT.usage);
+      expect(exit.stderr).toMatch(message);
+      expect(exit.stderr).toMatch(/Nothing was sent to the server/);
+      expect(server.requests.length).toBe(before);
+      expect(gh.calls(env).map((call) => call.argv)).toEqual(expectedCalls);
+      expect(readdirSync(cwd)).toEqual([]);
+    },
+  );
+
+  it('--json after storing: the names under "stored", no value anywhere', async () => {
+    const env = gh.env();
+    const cli = ghLogin(env, '--json');
+    await answerAuthorize(await cli.waitForUrl());
+    const exit = await cli.exited;
+    expect(exit.code).toBe(0);
+    const made = gh.calls(env);
+    expect(made.map((call) => call.argv.slice(0, 3))).toEqual([
+      ['auth', 'status'],
+      ['secret', 'list'],
+      ['secret', 'set', 'FEDI_TOKEN'],
+      ['secret', 'set', 'FEDI_CLIENT_ID'],
+      ['secret', 'set', 'FEDI_CLIENT_SECRET'],
+    ]);
+    const result = JSON.parse(exit.stdout) as Record<string, unknown>;
+    expect(result).toMatchObject({
+      instance: server.url,
+      platform: 'mastodon',
+      account: { username: 'alice' },
+      stored: ['FEDI_TOKEN', 'FEDI_CLIENT_ID', 'FEDI_CLIENT_SECRET'],
+    });
+    expect(result).not.toHaveProperty('secrets');
+    // The token and the app secret (the client id is public: it is in the authorize URL).
+    for (const secret of [made[2]?.stdin ?? '', made[4]?.stdin ?? '']) {
+      expect(secret.length).toBeGreaterThan(5);
+      expect(exit.stdout + exit.stderr).not.toContain(secret);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('gh failing on the 2nd secret: exit code 5, the values not stored saved to a private file named in the message', async () => {
+    const env = gh.env({ failSet: 2 });
+    const cli = ghLogin(env, '--repo', 'octo/site', '--json');
+    const url = new URL(await cli.waitForUrl());
+    await answerAuthorize(url.href);
+    const exit = await cli.exited;
+    expect(exit.code).toBe(EXIT.storeFailed);
+    const made = gh.calls(env);
+    expect(made.map((call) => call.argv)).toEqual([
+      ['auth', 'status'],
+      ['secret', 'list', '--repo', 'octo/site'],
+      ['secret', 'set', 'FEDI_TOKEN', '--repo', 'octo/site'],
+      ['secret', 'set', 'FEDI_CLIENT_ID', '--repo', 'octo/site'],
+    ]);
+    const saved = savedFile();
+    expect(saved.mode).toBe(0o600);
+    expect(Object.keys(saved.values)).toEqual(['FEDI_CLIENT_ID', 'FEDI_CLIENT_SECRET']);
+    expect(saved.values.FEDI_CLIENT_ID).toBe(url.searchParams.get('client_id'));
+    expect(made[3]?.stdin).toBe(saved.values.FEDI_CLIENT_ID);
+    const escaped = saved.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(exit.stderr).toMatch(
+      new RegExp(
+        `gh secret set FEDI_CLIENT_ID failed: HTTP 403: Resource not accessible by integration\\. Stored: FEDI_TOKEN; not stored: FEDI_CLIENT_ID, FEDI_CLIENT_SECRET\\. Their values are in ${escaped} \\(readable only by you\\): store them with \`gh secret set -f ${escaped} --repo octo/site\``,
+      ),
+    );
+    expect(JSON.parse(exit.stdout)).toEqual({
+      error: expect.stringContaining(saved.path),
+      exitCode: EXIT.storeFailed,
+      stored: ['FEDI_TOKEN'],
+      notStored: ['FEDI_CLIENT_ID', 'FEDI_CLIENT_SECRET'],
+      unstoredFile: saved.path,
+    });
+    const token = made[2]?.stdin ?? '';
+    const clientSecret = saved.values.FEDI_CLIENT_SECRET ?? '';
+    for (const secret of [token, clientSecret]) {
+      expect(secret.length).toBeGreaterThan(5);
+      expect(exit.stdout + exit.stderr).not.toContain(secret);
+    }
+    // The saved secret is the app's: with it, the stored token can be revoked.
+    const revoke = await fetch(`${server.url}/oauth/revoke`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        client_id: saved.values.FEDI_CLIENT_ID ?? '',
+        client_secret: clientSecret,
+        token,
+      }),
+    });
+    expect(revoke.status).toBe(200);
+    expect(server.isRevoked(token)).toBe(true);
+  });
+
+  it('Ctrl-C while gh stores the 2nd secret: exit code 130, what was stored listed, the rest saved, gh stopped', async () => {
+    const env = gh.env({ hangSet: 2 });
+    const cli = ghLogin(env);
+    await answerAuthorize(await cli.waitForUrl());
+    const made = await gh.waitForCalls(env, 4);
+    expect(made[3]?.argv).toEqual(['secret', 'set', 'FEDI_CLIENT_ID']);
+    cli.child.kill('SIGINT');
+    const exit = await cli.exited;
+    expect(exit.code).toBe(EXIT.interrupted);
+    expect(exit.stderr).toMatch(
+      /Interrupted \(Ctrl-C\) while storing the secrets with gh\. Stored: FEDI_TOKEN; perhaps stored: FEDI_CLIENT_ID \(gh was setting it\); not stored: FEDI_CLIENT_SECRET\. Their values are in \S+fedi-token-unstored-/,
+    );
+    expect(exit.stderr).not.toMatch(/nothing was stored/);
+    const saved = savedFile();
+    expect(saved.mode).toBe(0o600);
+    expect(Object.keys(saved.values)).toEqual(['FEDI_CLIENT_ID', 'FEDI_CLIENT_SECRET']);
+    expect(exit.stderr).toContain(saved.path);
+    expect(exit.stdout + exit.stderr).not.toContain(saved.values.FEDI_CLIENT_SECRET);
+    // The hanging gh was stopped with the CLI, not left running for a minute.
+    await expect(gone(made[3]?.pid ?? 0)).resolves.toBe(true);
+    expect(gh.calls(env)).toHaveLength(4);
+  });
+});
+
+/** Whether process `pid` ends (or is a zombie nobody reaped) within a few seconds. */
+async function gone(pid: number): Promise<boolean> {
+  const until = Date.now() + 5_000;
+  while (Date.now() < until) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return true;
+    }
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
+}
 
 const SCRIPT = '/usr/bin/script';
 
