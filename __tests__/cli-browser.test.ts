@@ -2,7 +2,8 @@
  * `fedi-token login` end to end, as a user runs it: the bundled CLI waits on its loopback listener
  * while a real headless Chromium opens the URL the CLI printed and clicks through the server's own
  * pages. The CLI's own browser opening is off (FEDI_TOKEN_BROWSER=none); the test is the user.
- * (The browser command itself is run, with a stub, in cli.test.ts.)
+ * (The browser command itself is run, with a stub, in cli.test.ts, and so is the check that the
+ * listener is closed: that needs the login's process still running, so it is done in process.)
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser } from 'playwright-core';
@@ -90,8 +91,6 @@ describe.each(['mastodon', 'gotosocial'] as const)('login on %s with a real brow
     expect((await fetch(oob)).status).toBe(200);
     oob.searchParams.set('redirect_uri', 'http://127.0.0.1:1/unregistered');
     expect((await fetch(oob)).status).toBe(400);
-    // The listener is gone once the CLI is done.
-    await expect(fetch(redirectUri)).rejects.toThrow();
     // The token works.
     const check = await fetch(`${server.url}/api/v1/accounts/verify_credentials`, {
       headers: { authorization: `Bearer ${printed.FEDI_TOKEN}` },
@@ -103,7 +102,6 @@ describe.each(['mastodon', 'gotosocial'] as const)('login on %s with a real brow
   it('reports a denied authorization clearly, with exit code 3', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon']);
     const url = await cli.waitForUrl();
-    const callback = new URL(url).searchParams.get('redirect_uri') ?? '';
     const page = await approveIn(url, '#deny');
     expect(page).toMatch(/denied/);
     const exit = await cli.exited;
@@ -112,8 +110,6 @@ describe.each(['mastodon', 'gotosocial'] as const)('login on %s with a real brow
       /Error: The authorization was denied in the browser \(access_denied\)/,
     );
     expect(exit.stdout).toBe('');
-    // Closed while still running is checked in process (cli.test.ts); here, nothing outlives it.
-    await expect(fetch(callback)).rejects.toThrow();
   });
 });
 
@@ -129,7 +125,6 @@ describe('login safety with a real browser', () => {
   it('refuses an answer whose state is not its own, and exchanges nothing', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon', '--json']);
     const url = new URL(await cli.waitForUrl());
-    const callback = url.searchParams.get('redirect_uri') ?? '';
     url.searchParams.set('state', 'forged-by-another-site');
     const page = await approveIn(url.href, '#approve');
     expect(page).toMatch(/does not match this login/);
@@ -138,7 +133,6 @@ describe('login safety with a real browser', () => {
     expect(exit.stderr).toMatch(/state does not match this login/);
     expect(JSON.parse(exit.stdout)).toEqual({ error: expect.stringMatching(/state/), exitCode: 3 });
     expect(server.requests.filter((r) => r.path === '/oauth/token')).toHaveLength(0);
-    await expect(fetch(callback)).rejects.toThrow();
   });
 });
 

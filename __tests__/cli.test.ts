@@ -27,7 +27,7 @@ import { startLoopback } from '../src/cli/loopback.ts';
 import { colourEnabled, Terminal, type OutStream } from '../src/cli/output.ts';
 import { codeFrom } from '../src/cli/paste.ts';
 import { challengeOf, createPkce, sameState } from '../src/cli/pkce.ts';
-import { printSecrets } from '../src/cli/result.ts';
+import { printSecrets, type LoginOutcome } from '../src/cli/result.ts';
 import { Http } from '../src/http.ts';
 import { NODE24, ROOT } from './harness/action.ts';
 import {
@@ -122,26 +122,27 @@ describe('standard CLI manners (bundle)', () => {
 });
 
 describe('waiting for the approval (bundle)', () => {
-  it('times out after --timeout with exit code 4 and closes the listener', async () => {
+  // Whether the listener is closed is checked in process below, while the process still runs:
+  // fetching the callback after the CLI exited would succeed in refusing either way.
+  it('times out after --timeout with exit code 4, and exits on its own', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon', '--timeout', '1']);
-    const url = new URL(await cli.waitForUrl());
-    const callback = url.searchParams.get('redirect_uri') ?? '';
+    await cli.waitForUrl();
     const exit = await cli.exited;
+    // No process.exit() on this path: an open listener or socket would keep the CLI running
+    // until the harness kills it (signal SIGKILL, code null).
+    expect(exit.signal).toBeNull();
     expect(exit.code).toBe(EXIT.timeout);
     expect(exit.stderr).toMatch(/No approval arrived within 1 s \(--timeout\); nothing was stored/);
     expect(exit.stdout).toBe('');
-    await expect(fetch(callback)).rejects.toThrow();
   });
 
   it('Ctrl-C ends the wait with exit code 130 and a clear message', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon']);
-    const callback = new URL(await cli.waitForUrl()).searchParams.get('redirect_uri') ?? '';
     await cli.waitForStderr(/Waiting for the approval/);
     cli.child.kill('SIGINT');
     const exit = await cli.exited;
     expect(exit.code).toBe(EXIT.interrupted);
     expect(exit.stderr).toMatch(/Interrupted \(Ctrl-C\); nothing was stored/);
-    await expect(fetch(callback)).rejects.toThrow();
   });
 
   it('copy-paste ends with exit code 3 when standard input ends without a code', async () => {
@@ -601,20 +602,23 @@ describe('Misskey --oob: press Enter after approving (bundle)', () => {
 describe('the listener is closed whatever ends the login (in process)', () => {
   const sink: OutStream = { write: () => true };
 
-  /** Runs `login` with `act` as the browser; resolves with its failure and the callback URI. */
-  async function failedLogin(
+  /**
+   * Runs `login` with `act` as the browser; resolves with how it ended and the callback URI.
+   * --timeout: a regression that leaves the login waiting fails the test instead of hanging it.
+   */
+  async function loginInProcess(
     act: (url: string, interrupt: AbortController) => Promise<void>,
-  ): Promise<{ error: unknown; callback: string }> {
-    // --timeout: a regression that leaves the login waiting fails the test instead of hanging it.
+    timeoutSeconds = 5,
+  ): Promise<{ outcome?: LoginOutcome; error?: unknown; callback: string }> {
     const command = parseCommand(
-      ['login', server.url, '--platform', 'mastodon', '--timeout', '5'],
+      ['login', server.url, '--platform', 'mastodon', '--timeout', String(timeoutSeconds)],
       {},
     );
     if (command.kind !== 'login') throw new Error('not a login');
     const interrupt = new AbortController();
     let opened: Promise<void> | undefined;
     let callback = '';
-    const error = await login(command.options, {
+    const ended = await login(command.options, {
       http: new Http({ timeoutMs: 10_000, maxAttempts: 1 }),
       terminal: new Terminal(sink, sink, {}),
       stdin: Readable.from([]),
@@ -624,12 +628,23 @@ describe('the listener is closed whatever ends the login (in process)', () => {
       },
       signal: interrupt.signal,
     }).then(
-      () => undefined,
-      (reason: unknown) => reason,
+      (outcome) => ({ outcome }),
+      (error: unknown) => ({ error }),
     );
     await opened;
-    return { error, callback };
+    expect(callback).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+    return { ...ended, callback };
   }
+
+  it('approved: the token is obtained and the port freed', async () => {
+    const { outcome, error, callback } = await loginInProcess(async (url) => {
+      expect((await answerAuthorize(url)).status).toBe(200);
+    });
+    expect(error).toBeUndefined();
+    expect(outcome?.result.tokens?.accessToken).toEqual(expect.any(String));
+    // This process is still running: only the login's own close can have freed the port.
+    await expect(fetch(callback)).rejects.toThrow();
+  });
 
   it.each([
     [
@@ -637,6 +652,7 @@ describe('the listener is closed whatever ends the login (in process)', () => {
       async (url: string) => {
         expect((await answerAuthorize(url, { decision: 'deny' })).status).toBe(400);
       },
+      5,
       EXIT.notAuthorized,
       /denied in the browser \(access_denied\)/,
     ],
@@ -645,6 +661,7 @@ describe('the listener is closed whatever ends the login (in process)', () => {
       async (url: string) => {
         expect((await answerAuthorize(url, { state: 'forged' })).status).toBe(400);
       },
+      5,
       EXIT.notAuthorized,
       /state does not match this login/,
     ],
@@ -654,15 +671,22 @@ describe('the listener is closed whatever ends the login (in process)', () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
         interrupt.abort(new CliError(EXIT.interrupted, 'Interrupted (Ctrl-C)'));
       },
+      5,
       EXIT.interrupted,
       /Interrupted/,
     ],
-  ])('%s', async (_name, act, exitCode, message) => {
-    const { error, callback } = await failedLogin(act);
+    [
+      'no approval within --timeout 1',
+      async () => undefined,
+      1,
+      EXIT.timeout,
+      /No approval arrived within 1 s \(--timeout\)/,
+    ],
+  ])('%s', async (_name, act, timeoutSeconds, exitCode, message) => {
+    const { error, callback } = await loginInProcess(act, timeoutSeconds);
     expect(error).toBeInstanceOf(CliError);
     expect((error as CliError).exitCode).toBe(exitCode);
     expect((error as CliError).message).toMatch(message);
-    expect(callback).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
     // This process is still running: only the login's own close can have freed the port.
     await expect(fetch(callback)).rejects.toThrow();
   });
