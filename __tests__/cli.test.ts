@@ -226,6 +226,72 @@ describe('app registration on the wire (bundle)', () => {
   );
 });
 
+describe('a refused app registration (bundle)', () => {
+  it('falls back to copy-paste when the refusal is about the redirect URI (GoToSocial’s 400)', async () => {
+    const upstream = await startMastodonServer({ flavour: 'gotosocial' });
+    try {
+      upstream.inject({
+        method: 'POST',
+        path: '/api/v1/apps',
+        kind: 'status',
+        status: 400,
+        body: {
+          error: 'Bad Request: error parsing redirect URI: parse "http://127.0.0.1": invalid',
+        },
+      });
+      const cli = startCli(['login', upstream.url, '--platform', 'mastodon']);
+      const url = new URL(await cli.waitForUrl());
+      expect(url.searchParams.get('redirect_uri')).toBe('urn:ietf:wg:oauth:2.0:oob');
+      expect(cli.stderr).toMatch(
+        /The server refused the loopback redirect \(.*HTTP 400: Bad Request: error parsing redirect URI.*\); using copy-paste instead/,
+      );
+      await cli.waitForStderr(/Paste the code/);
+      const code = upstream.issueCode({
+        clientId: url.searchParams.get('client_id') ?? '',
+        redirectUri: 'urn:ietf:wg:oauth:2.0:oob',
+        scope: url.searchParams.get('scope') ?? undefined,
+      });
+      cli.child.stdin.end(`${code}\n`);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(0);
+      expect(exit.stdout).toMatch(/^FEDI_TOKEN=\S+$/m);
+      expect(upstream.requests.filter((r) => r.path === '/api/v1/apps')).toHaveLength(2);
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it.each([
+    [403, 'This action is not allowed'],
+    [401, 'The access token is invalid'],
+    [422, "Validation failed: Scopes doesn't match configured on the server."],
+    [422, "Validation failed: Name can't be blank"],
+  ])(
+    'HTTP %i "%s" is reported as the server said, with no second registration',
+    async (status, error) => {
+      const upstream = await startMastodonServer({ flavour: 'mastodon' });
+      try {
+        upstream.inject({
+          method: 'POST',
+          path: '/api/v1/apps',
+          kind: 'status',
+          status,
+          body: { error },
+        });
+        const exit = await startCli(['login', upstream.url, '--platform', 'mastodon']).exited;
+        expect(exit.code).toBe(EXIT.failure);
+        expect(exit.stderr).toContain(
+          `Error: ${upstream.url} POST /api/v1/apps answered HTTP ${status}: ${error}`,
+        );
+        expect(exit.stderr).not.toMatch(/copy-paste|Open this page/);
+        expect(upstream.requests.filter((r) => r.path === '/api/v1/apps')).toHaveLength(1);
+      } finally {
+        await upstream.close();
+      }
+    },
+  );
+});
+
 describe('the browser command (bundle)', () => {
   it.each([
     ['FEDI_TOKEN_BROWSER', (command: string) => ({ FEDI_TOKEN_BROWSER: command })],

@@ -132,7 +132,15 @@ function splitScopes(value: unknown, fallback: string[]): string[] {
 }
 
 export async function startMastodonServer(
-  opts: { flavour?: Flavour; users?: User[] } = {},
+  opts: {
+    flavour?: Flavour;
+    users?: User[];
+    /**
+     * Refuse http:// redirect URIs at registration, as Doorkeeper does with
+     * force_ssl_in_redirect_uri (its default outside development; stock Mastodon turns it off).
+     */
+    httpsRedirectsOnly?: boolean;
+  } = {},
 ): Promise<MastodonServer> {
   const flavour = opts.flavour ?? 'mastodon';
   const users = opts.users ?? DEFAULT_USERS[flavour];
@@ -282,6 +290,9 @@ export async function startMastodonServer(
     }
     if (uris.some((uri) => uri !== OOB && !URL.canParse(uri))) {
       return json(res, 422, { error: 'Validation failed: Redirect URI must be an absolute URI.' });
+    }
+    if (opts.httpsRedirectsOnly && uris.some((uri) => uri.startsWith('http:'))) {
+      return json(res, 422, { error: 'Validation failed: Redirect URI must be an HTTPS/SSL URI.' });
     }
     const scopes = splitScopes(fields.scopes, ['read']);
     const website = typeof fields.website === 'string' ? fields.website : undefined;
