@@ -1,7 +1,9 @@
 /**
- * The CLI's manners and its paths without Chromium: arguments checked before any request,
- * --help/--version, exit codes, the timeout and Ctrl-C, the pasted-code path's end of input, the
- * app registration on the wire, the browser command it runs, colour per stream (on a real
+ * The CLI's manners and its paths without Chromium (the user's click is plain HTTP): arguments
+ * checked before any request, --help/--version, exit codes, the timeout and Ctrl-C, the
+ * pasted-code path's end of input, the app registration on the wire and when it is refused,
+ * detection, an existing app on a fixed port, Pleroma's refresh token, Misskey's session check,
+ * --gh with a stub gh, the browser command it runs, colour per stream (on a real
  * pseudo-terminal), Misskey's press-Enter path, and the loopback listener's own rules (in
  * process, so "closed" can be checked while the process is still alive).
  */
@@ -16,7 +18,8 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -224,6 +227,128 @@ describe('app registration on the wire (bundle)', () => {
       }
     },
   );
+});
+
+describe('logins through the bundle (approved over plain HTTP)', () => {
+  /** A port that was free a moment ago, for --port. */
+  async function freePort(): Promise<number> {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    return port;
+  }
+
+  const printed = (stdout: string): Record<string, string> =>
+    Object.fromEntries([...stdout.matchAll(/^([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+
+  it('the README’s one command: detects Mastodon from nodeinfo, then registers and logs in', async () => {
+    const upstream = await startMastodonServer({ flavour: 'mastodon' });
+    try {
+      const cli = startCli(['login', upstream.url]);
+      const url = new URL(await cli.waitForUrl());
+      expect(cli.stderr).toMatch(/^Detected mastodon \(mastodon\) at http:\/\/127\.0\.0\.1:\d+$/m);
+      const paths = upstream.requests.map((r) => r.path);
+      expect(paths.indexOf('/api/v1/apps')).toBeGreaterThan(paths.indexOf('/.well-known/nodeinfo'));
+      expect(paths.indexOf('/.well-known/nodeinfo')).toBeGreaterThanOrEqual(0);
+      expect(url.searchParams.get('redirect_uri')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+      expect((await answerAuthorize(url.href)).status).toBe(200);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(0);
+      expect(Object.keys(printed(exit.stdout))).toEqual([
+        'FEDI_TOKEN',
+        'FEDI_CLIENT_ID',
+        'FEDI_CLIENT_SECRET',
+      ]);
+      expect(exit.stderr).toMatch(/Logged in as @alice on .* \(mastodon\)/);
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('--client-id with --port uses the app’s registered loopback redirect, registers nothing, prints only the token', async () => {
+    const port = await freePort();
+    const redirectUri = `http://127.0.0.1:${port}/callback`;
+    const app = server.registerApp({ redirectUris: [redirectUri] });
+    const before = server.requests.filter((r) => r.path === '/api/v1/apps').length;
+    const cli = startCli(
+      [
+        'login',
+        server.url,
+        '--platform',
+        'mastodon',
+        '--client-id',
+        app.clientId,
+        '--port',
+        `${port}`,
+      ],
+      { env: { FEDI_TOKEN_CLIENT_SECRET: app.clientSecret } },
+    );
+    const url = new URL(await cli.waitForUrl());
+    expect(url.searchParams.get('client_id')).toBe(app.clientId);
+    expect(url.searchParams.get('redirect_uri')).toBe(redirectUri);
+    expect((await answerAuthorize(url.href)).text).toMatch(/close this tab/);
+    const exit = await cli.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stderr).not.toMatch(/copy-paste/);
+    expect(Object.keys(printed(exit.stdout))).toEqual(['FEDI_TOKEN']);
+    expect(exit.stdout + exit.stderr).not.toContain(app.clientSecret);
+    expect(server.requests.filter((r) => r.path === '/api/v1/apps')).toHaveLength(before);
+  });
+
+  it('on Pleroma: detected, and the refresh token is printed as FEDI_REFRESH_TOKEN and works', async () => {
+    const upstream = await startMastodonServer({ flavour: 'pleroma' });
+    try {
+      const cli = startCli(['login', upstream.url]);
+      const url = new URL(await cli.waitForUrl());
+      expect(cli.stderr).toMatch(/Detected pleroma \(mastodon\)/);
+      expect((await answerAuthorize(url.href)).status).toBe(200);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(0);
+      const values = printed(exit.stdout);
+      expect(Object.keys(values)).toEqual([
+        'FEDI_TOKEN',
+        'FEDI_REFRESH_TOKEN',
+        'FEDI_CLIENT_ID',
+        'FEDI_CLIENT_SECRET',
+      ]);
+      expect(exit.stderr).not.toContain(values.FEDI_REFRESH_TOKEN);
+      const refreshed = await fetch(`${upstream.url}/oauth/token`, {
+        method: 'POST',
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: values.FEDI_REFRESH_TOKEN ?? '',
+          client_id: values.FEDI_CLIENT_ID ?? '',
+          client_secret: values.FEDI_CLIENT_SECRET ?? '',
+        }),
+      });
+      expect(refreshed.status).toBe(200);
+      expect(await refreshed.json()).toMatchObject({ access_token: expect.any(String) });
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('Misskey: a callback with another session is refused with exit code 3 and nothing is fetched', async () => {
+    const misskey = await startMisskey();
+    try {
+      const cli = startCli(['login', misskey.url, '--platform', 'misskey']);
+      const url = new URL(await cli.waitForUrl());
+      const callback = new URL(url.searchParams.get('callback') ?? '');
+      expect(callback.href).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+      callback.searchParams.set('session', '00000000-0000-4000-8000-000000000000');
+      const page = await fetch(callback);
+      expect(page.status).toBe(400);
+      expect(await page.text()).toMatch(/session does not match this login/);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(EXIT.notAuthorized);
+      expect(exit.stderr).toMatch(/Error: The answer's session does not match this login/);
+      expect(exit.stdout).toBe('');
+      expect(misskey.hits.filter((hit) => hit.includes('/check'))).toEqual([]);
+    } finally {
+      await misskey.close();
+    }
+  });
 });
 
 describe('a refused app registration (bundle)', () => {
