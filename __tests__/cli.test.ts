@@ -8,7 +8,7 @@
  * process, so "closed" can be checked while the process is still alive).
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   existsSync,
   mkdtempSync,
@@ -21,7 +21,7 @@ import {
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseCommand } from '../src/cli/args.ts';
 import { CliError, EXIT } from '../src/cli/exit.ts';
@@ -72,6 +72,28 @@ describe('standard CLI manners (bundle)', () => {
   it('the bundle starts with a shebang so npx can run it', () => {
     expect(readFileSync(join(ROOT, 'dist', 'cli', 'index.js'), 'utf8')).toMatch(
       /^#!\/usr\/bin\/env node\n/,
+    );
+  });
+
+  it('the npm package holds the bundles, the action files and the README, and installs nothing else', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    // Everything the bundles need is inside them: npx fetches one package and runs it.
+    expect(pkg.dependencies).toBeUndefined();
+    const packed = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const [manifest] = JSON.parse(packed) as { files: { path: string }[] }[];
+    const paths = (manifest?.files ?? []).map((file) => file.path);
+    const bundles = readdirSync(join(ROOT, 'dist'), { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => join(relative(ROOT, entry.parentPath), entry.name));
+    expect(paths.sort()).toEqual(
+      ['README.md', 'action.yml', 'package.json', 'snapshot/action.yml', ...bundles].sort(),
     );
   });
 
