@@ -1,16 +1,27 @@
 /**
- * The CLI's manners and its paths without Chromium: arguments checked before any request,
- * --help/--version, exit codes, the timeout and Ctrl-C, the pasted-code path's end of input, the
- * app registration on the wire, the browser command it runs, colour per stream (on a real
+ * The CLI's manners and its paths without Chromium (the user's click is plain HTTP): arguments
+ * checked before any request, --help/--version, exit codes, the timeout and Ctrl-C, the
+ * pasted-code path's end of input, the app registration on the wire and when it is refused,
+ * detection, an existing app on a fixed port, Pleroma's refresh token, Misskey's session check,
+ * --gh with a stub gh, the browser command it runs, colour per stream (on a real
  * pseudo-terminal), Misskey's press-Enter path, and the loopback listener's own rules (in
  * process, so "closed" can be checked while the process is still alive).
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseCommand } from '../src/cli/args.ts';
 import { CliError, EXIT } from '../src/cli/exit.ts';
@@ -19,7 +30,7 @@ import { startLoopback } from '../src/cli/loopback.ts';
 import { colourEnabled, Terminal, type OutStream } from '../src/cli/output.ts';
 import { codeFrom } from '../src/cli/paste.ts';
 import { challengeOf, createPkce, sameState } from '../src/cli/pkce.ts';
-import { printSecrets } from '../src/cli/result.ts';
+import { printSecrets, type LoginOutcome } from '../src/cli/result.ts';
 import { Http } from '../src/http.ts';
 import { NODE24, ROOT } from './harness/action.ts';
 import {
@@ -27,6 +38,7 @@ import {
   browserStub,
   CLI,
   cliEnv,
+  ghStub,
   startCli,
   startRecordingProxy,
 } from './harness/cli.ts';
@@ -60,6 +72,28 @@ describe('standard CLI manners (bundle)', () => {
   it('the bundle starts with a shebang so npx can run it', () => {
     expect(readFileSync(join(ROOT, 'dist', 'cli', 'index.js'), 'utf8')).toMatch(
       /^#!\/usr\/bin\/env node\n/,
+    );
+  });
+
+  it('the npm package holds the bundles, the action files and the README, and installs nothing else', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    // Everything the bundles need is inside them: npx fetches one package and runs it.
+    expect(pkg.dependencies).toBeUndefined();
+    const packed = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const [manifest] = JSON.parse(packed) as { files: { path: string }[] }[];
+    const paths = (manifest?.files ?? []).map((file) => file.path);
+    const bundles = readdirSync(join(ROOT, 'dist'), { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => join(relative(ROOT, entry.parentPath), entry.name));
+    expect(paths.sort()).toEqual(
+      ['README.md', 'action.yml', 'package.json', 'snapshot/action.yml', ...bundles].sort(),
     );
   });
 
@@ -113,26 +147,27 @@ describe('standard CLI manners (bundle)', () => {
 });
 
 describe('waiting for the approval (bundle)', () => {
-  it('times out after --timeout with exit code 4 and closes the listener', async () => {
+  // Whether the listener is closed is checked in process below, while the process still runs:
+  // fetching the callback after the CLI exited would succeed in refusing either way.
+  it('times out after --timeout with exit code 4, and exits on its own', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon', '--timeout', '1']);
-    const url = new URL(await cli.waitForUrl());
-    const callback = url.searchParams.get('redirect_uri') ?? '';
+    await cli.waitForUrl();
     const exit = await cli.exited;
+    // No process.exit() on this path: an open listener or socket would keep the CLI running
+    // until the harness kills it (signal SIGKILL, code null).
+    expect(exit.signal).toBeNull();
     expect(exit.code).toBe(EXIT.timeout);
     expect(exit.stderr).toMatch(/No approval arrived within 1 s \(--timeout\); nothing was stored/);
     expect(exit.stdout).toBe('');
-    await expect(fetch(callback)).rejects.toThrow();
   });
 
   it('Ctrl-C ends the wait with exit code 130 and a clear message', async () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon']);
-    const callback = new URL(await cli.waitForUrl()).searchParams.get('redirect_uri') ?? '';
     await cli.waitForStderr(/Waiting for the approval/);
     cli.child.kill('SIGINT');
     const exit = await cli.exited;
     expect(exit.code).toBe(EXIT.interrupted);
     expect(exit.stderr).toMatch(/Interrupted \(Ctrl-C\); nothing was stored/);
-    await expect(fetch(callback)).rejects.toThrow();
   });
 
   it('copy-paste ends with exit code 3 when standard input ends without a code', async () => {
@@ -216,6 +251,194 @@ describe('app registration on the wire (bundle)', () => {
   );
 });
 
+describe('logins through the bundle (approved over plain HTTP)', () => {
+  /** A port that was free a moment ago, for --port. */
+  async function freePort(): Promise<number> {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    return port;
+  }
+
+  const printed = (stdout: string): Record<string, string> =>
+    Object.fromEntries([...stdout.matchAll(/^([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+
+  it('the README’s one command: detects Mastodon from nodeinfo, then registers and logs in', async () => {
+    const upstream = await startMastodonServer({ flavour: 'mastodon' });
+    try {
+      const cli = startCli(['login', upstream.url]);
+      const url = new URL(await cli.waitForUrl());
+      expect(cli.stderr).toMatch(/^Detected mastodon \(mastodon\) at http:\/\/127\.0\.0\.1:\d+$/m);
+      const paths = upstream.requests.map((r) => r.path);
+      expect(paths.indexOf('/api/v1/apps')).toBeGreaterThan(paths.indexOf('/.well-known/nodeinfo'));
+      expect(paths.indexOf('/.well-known/nodeinfo')).toBeGreaterThanOrEqual(0);
+      expect(url.searchParams.get('redirect_uri')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+      expect((await answerAuthorize(url.href)).status).toBe(200);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(0);
+      expect(Object.keys(printed(exit.stdout))).toEqual([
+        'FEDI_TOKEN',
+        'FEDI_CLIENT_ID',
+        'FEDI_CLIENT_SECRET',
+      ]);
+      expect(exit.stderr).toMatch(/Logged in as @alice on .* \(mastodon\)/);
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('--client-id with --port uses the app’s registered loopback redirect, registers nothing, prints only the token', async () => {
+    const port = await freePort();
+    const redirectUri = `http://127.0.0.1:${port}/callback`;
+    const app = server.registerApp({ redirectUris: [redirectUri] });
+    const before = server.requests.filter((r) => r.path === '/api/v1/apps').length;
+    const cli = startCli(
+      [
+        'login',
+        server.url,
+        '--platform',
+        'mastodon',
+        '--client-id',
+        app.clientId,
+        '--port',
+        `${port}`,
+      ],
+      { env: { FEDI_TOKEN_CLIENT_SECRET: app.clientSecret } },
+    );
+    const url = new URL(await cli.waitForUrl());
+    expect(url.searchParams.get('client_id')).toBe(app.clientId);
+    expect(url.searchParams.get('redirect_uri')).toBe(redirectUri);
+    expect((await answerAuthorize(url.href)).text).toMatch(/close this tab/);
+    const exit = await cli.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stderr).not.toMatch(/copy-paste/);
+    expect(Object.keys(printed(exit.stdout))).toEqual(['FEDI_TOKEN']);
+    expect(exit.stdout + exit.stderr).not.toContain(app.clientSecret);
+    expect(server.requests.filter((r) => r.path === '/api/v1/apps')).toHaveLength(before);
+  });
+
+  it('on Pleroma: detected, and the refresh token is printed as FEDI_REFRESH_TOKEN and works', async () => {
+    const upstream = await startMastodonServer({ flavour: 'pleroma' });
+    try {
+      const cli = startCli(['login', upstream.url]);
+      const url = new URL(await cli.waitForUrl());
+      expect(cli.stderr).toMatch(/Detected pleroma \(mastodon\)/);
+      expect((await answerAuthorize(url.href)).status).toBe(200);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(0);
+      const values = printed(exit.stdout);
+      expect(Object.keys(values)).toEqual([
+        'FEDI_TOKEN',
+        'FEDI_REFRESH_TOKEN',
+        'FEDI_CLIENT_ID',
+        'FEDI_CLIENT_SECRET',
+      ]);
+      expect(exit.stderr).not.toContain(values.FEDI_REFRESH_TOKEN);
+      const refreshed = await fetch(`${upstream.url}/oauth/token`, {
+        method: 'POST',
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: values.FEDI_REFRESH_TOKEN ?? '',
+          client_id: values.FEDI_CLIENT_ID ?? '',
+          client_secret: values.FEDI_CLIENT_SECRET ?? '',
+        }),
+      });
+      expect(refreshed.status).toBe(200);
+      expect(await refreshed.json()).toMatchObject({ access_token: expect.any(String) });
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('Misskey: a callback with another session is refused with exit code 3 and nothing is fetched', async () => {
+    const misskey = await startMisskey();
+    try {
+      const cli = startCli(['login', misskey.url, '--platform', 'misskey']);
+      const url = new URL(await cli.waitForUrl());
+      const callback = new URL(url.searchParams.get('callback') ?? '');
+      expect(callback.href).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+      callback.searchParams.set('session', '00000000-0000-4000-8000-000000000000');
+      const page = await fetch(callback);
+      expect(page.status).toBe(400);
+      expect(await page.text()).toMatch(/session does not match this login/);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(EXIT.notAuthorized);
+      expect(exit.stderr).toMatch(/Error: The answer's session does not match this login/);
+      expect(exit.stdout).toBe('');
+      expect(misskey.hits.filter((hit) => hit.includes('/check'))).toEqual([]);
+    } finally {
+      await misskey.close();
+    }
+  });
+});
+
+describe('a refused app registration (bundle)', () => {
+  it('falls back to copy-paste when the refusal is about the redirect URI (GoToSocial’s 400)', async () => {
+    const upstream = await startMastodonServer({ flavour: 'gotosocial' });
+    try {
+      upstream.inject({
+        method: 'POST',
+        path: '/api/v1/apps',
+        kind: 'status',
+        status: 400,
+        body: {
+          error: 'Bad Request: error parsing redirect URI: parse "http://127.0.0.1": invalid',
+        },
+      });
+      const cli = startCli(['login', upstream.url, '--platform', 'mastodon']);
+      const url = new URL(await cli.waitForUrl());
+      expect(url.searchParams.get('redirect_uri')).toBe('urn:ietf:wg:oauth:2.0:oob');
+      expect(cli.stderr).toMatch(
+        /The server refused the loopback redirect \(.*HTTP 400: Bad Request: error parsing redirect URI.*\); using copy-paste instead/,
+      );
+      await cli.waitForStderr(/Paste the code/);
+      const code = upstream.issueCode({
+        clientId: url.searchParams.get('client_id') ?? '',
+        redirectUri: 'urn:ietf:wg:oauth:2.0:oob',
+        scope: url.searchParams.get('scope') ?? undefined,
+      });
+      cli.child.stdin.end(`${code}\n`);
+      const exit = await cli.exited;
+      expect(exit.code).toBe(0);
+      expect(exit.stdout).toMatch(/^FEDI_TOKEN=\S+$/m);
+      expect(upstream.requests.filter((r) => r.path === '/api/v1/apps')).toHaveLength(2);
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it.each([
+    [403, 'This action is not allowed'],
+    [401, 'The access token is invalid'],
+    [422, "Validation failed: Scopes doesn't match configured on the server."],
+    [422, "Validation failed: Name can't be blank"],
+  ])(
+    'HTTP %i "%s" is reported as the server said, with no second registration',
+    async (status, error) => {
+      const upstream = await startMastodonServer({ flavour: 'mastodon' });
+      try {
+        upstream.inject({
+          method: 'POST',
+          path: '/api/v1/apps',
+          kind: 'status',
+          status,
+          body: { error },
+        });
+        const exit = await startCli(['login', upstream.url, '--platform', 'mastodon']).exited;
+        expect(exit.code).toBe(EXIT.failure);
+        expect(exit.stderr).toContain(
+          `Error: ${upstream.url} POST /api/v1/apps answered HTTP ${status}: ${error}`,
+        );
+        expect(exit.stderr).not.toMatch(/copy-paste|Open this page/);
+        expect(upstream.requests.filter((r) => r.path === '/api/v1/apps')).toHaveLength(1);
+      } finally {
+        await upstream.close();
+      }
+    },
+  );
+});
+
 describe('the browser command (bundle)', () => {
   it.each([
     ['FEDI_TOKEN_BROWSER', (command: string) => ({ FEDI_TOKEN_BROWSER: command })],
@@ -263,6 +486,195 @@ describe('the browser command (bundle)', () => {
     expect(escapes(exit.stderr)).toEqual([]);
   });
 });
+
+describe('--gh with a stub gh (bundle)', () => {
+  const gh = ghStub();
+  /** The directory the CLI runs in, where values gh did not store are saved. */
+  let cwd: string;
+  beforeEach(() => {
+    cwd = realpathSync(mkdtempSync(join(tmpdir(), 'fedi-token-cwd-')));
+  });
+  afterEach(() => {
+    rmSync(cwd, { recursive: true, force: true });
+  });
+  afterAll(() => {
+    gh.remove();
+  });
+
+  const ghLogin = (env: Record<string, string>, ...extra: string[]) =>
+    startCli(['login', server.url, '--platform', 'mastodon', '--gh', ...extra], { env, cwd });
+
+  /** The one file the CLI saved, its mode and its NAME=value lines. */
+  function savedFile(): { path: string; mode: number; values: Record<string, string> } {
+    const files = readdirSync(cwd);
+    expect(files).toEqual([expect.stringMatching(/^fedi-token-unstored-[0-9a-f]{8}\.env$/)]);
+    const path = join(cwd, files[0] ?? '');
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    const values = Object.fromEntries(lines.map((line) => line.split(/=(.*)/s).slice(0, 2)));
+    return { path, mode: statSync(path).mode & 0o777, values };
+  }
+
+  it('fails before any request when gh is not installed', async () => {
+    const before = server.requests.length;
+    const exit = await ghLogin({ PATH: '/nonexistent' }).exited;
+    expect(exit.code).toBe(EXIT.usage);
+    expect(exit.stderr).toMatch(/--gh needs the GitHub CLI \(gh\) on PATH/);
+    expect(server.requests.length).toBe(before);
+  });
+
+  it.each([
+    [
+      'not logged in',
+      { loggedOut: true },
+      [],
+      /--gh: gh is not logged in \(gh auth status: You are not logged into any GitHub hosts\. To log in, run: gh auth login\); run `gh auth login`/,
+      [['auth', 'status']],
+    ],
+    [
+      'unable to reach the repository',
+      { repoUnreachable: true },
+      ['--repo', 'octo/gone'],
+      /--gh: gh cannot reach the secrets of octo\/gone \(gh secret list: HTTP 404: Not Found .*\); check --repo/,
+      [
+        ['auth', 'status'],
+        ['secret', 'list', '--repo', 'octo/gone'],
+      ],
+    ],
+  ])(
+    'gh %s: exit code 2 before any request to the server',
+    async (_name, behaviour, extra, message, expectedCalls) => {
+      const before = server.requests.length;
+      const env = gh.env(behaviour);
+      const exit = await ghLogin(env, ...extra).exited;
+      expect(exit.code).toBe(EXIT.usage);
+      expect(exit.stderr).toMatch(message);
+      expect(exit.stderr).toMatch(/Nothing was sent to the server/);
+      expect(server.requests.length).toBe(before);
+      expect(gh.calls(env).map((call) => call.argv)).toEqual(expectedCalls);
+      expect(readdirSync(cwd)).toEqual([]);
+    },
+  );
+
+  it('--json after storing: the names under "stored", no value anywhere', async () => {
+    const env = gh.env();
+    const cli = ghLogin(env, '--json');
+    await answerAuthorize(await cli.waitForUrl());
+    const exit = await cli.exited;
+    expect(exit.code).toBe(0);
+    const made = gh.calls(env);
+    expect(made.map((call) => call.argv.slice(0, 3))).toEqual([
+      ['auth', 'status'],
+      ['secret', 'list'],
+      ['secret', 'set', 'FEDI_TOKEN'],
+      ['secret', 'set', 'FEDI_CLIENT_ID'],
+      ['secret', 'set', 'FEDI_CLIENT_SECRET'],
+    ]);
+    const result = JSON.parse(exit.stdout) as Record<string, unknown>;
+    expect(result).toMatchObject({
+      instance: server.url,
+      platform: 'mastodon',
+      account: { username: 'alice' },
+      stored: ['FEDI_TOKEN', 'FEDI_CLIENT_ID', 'FEDI_CLIENT_SECRET'],
+    });
+    expect(result).not.toHaveProperty('secrets');
+    // The token and the app secret (the client id is public: it is in the authorize URL).
+    for (const secret of [made[2]?.stdin ?? '', made[4]?.stdin ?? '']) {
+      expect(secret.length).toBeGreaterThan(5);
+      expect(exit.stdout + exit.stderr).not.toContain(secret);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('gh failing on the 2nd secret: exit code 5, the values not stored saved to a private file named in the message', async () => {
+    const env = gh.env({ failSet: 2 });
+    const cli = ghLogin(env, '--repo', 'octo/site', '--json');
+    const url = new URL(await cli.waitForUrl());
+    await answerAuthorize(url.href);
+    const exit = await cli.exited;
+    expect(exit.code).toBe(EXIT.storeFailed);
+    const made = gh.calls(env);
+    expect(made.map((call) => call.argv)).toEqual([
+      ['auth', 'status'],
+      ['secret', 'list', '--repo', 'octo/site'],
+      ['secret', 'set', 'FEDI_TOKEN', '--repo', 'octo/site'],
+      ['secret', 'set', 'FEDI_CLIENT_ID', '--repo', 'octo/site'],
+    ]);
+    const saved = savedFile();
+    expect(saved.mode).toBe(0o600);
+    expect(Object.keys(saved.values)).toEqual(['FEDI_CLIENT_ID', 'FEDI_CLIENT_SECRET']);
+    expect(saved.values.FEDI_CLIENT_ID).toBe(url.searchParams.get('client_id'));
+    expect(made[3]?.stdin).toBe(saved.values.FEDI_CLIENT_ID);
+    const escaped = saved.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(exit.stderr).toMatch(
+      new RegExp(
+        `gh secret set FEDI_CLIENT_ID failed: HTTP 403: Resource not accessible by integration\\. Stored: FEDI_TOKEN; not stored: FEDI_CLIENT_ID, FEDI_CLIENT_SECRET\\. Their values are in ${escaped} \\(readable only by you\\): store them with \`gh secret set -f ${escaped} --repo octo/site\``,
+      ),
+    );
+    expect(JSON.parse(exit.stdout)).toEqual({
+      error: expect.stringContaining(saved.path),
+      exitCode: EXIT.storeFailed,
+      stored: ['FEDI_TOKEN'],
+      notStored: ['FEDI_CLIENT_ID', 'FEDI_CLIENT_SECRET'],
+      unstoredFile: saved.path,
+    });
+    const token = made[2]?.stdin ?? '';
+    const clientSecret = saved.values.FEDI_CLIENT_SECRET ?? '';
+    for (const secret of [token, clientSecret]) {
+      expect(secret.length).toBeGreaterThan(5);
+      expect(exit.stdout + exit.stderr).not.toContain(secret);
+    }
+    // The saved secret is the app's: with it, the stored token can be revoked.
+    const revoke = await fetch(`${server.url}/oauth/revoke`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        client_id: saved.values.FEDI_CLIENT_ID ?? '',
+        client_secret: clientSecret,
+        token,
+      }),
+    });
+    expect(revoke.status).toBe(200);
+    expect(server.isRevoked(token)).toBe(true);
+  });
+
+  it('Ctrl-C while gh stores the 2nd secret: exit code 130, what was stored listed, the rest saved, gh stopped', async () => {
+    const env = gh.env({ hangSet: 2 });
+    const cli = ghLogin(env);
+    await answerAuthorize(await cli.waitForUrl());
+    const made = await gh.waitForCalls(env, 4);
+    expect(made[3]?.argv).toEqual(['secret', 'set', 'FEDI_CLIENT_ID']);
+    cli.child.kill('SIGINT');
+    const exit = await cli.exited;
+    expect(exit.code).toBe(EXIT.interrupted);
+    expect(exit.stderr).toMatch(
+      /Interrupted \(Ctrl-C\) while storing the secrets with gh\. Stored: FEDI_TOKEN; perhaps stored: FEDI_CLIENT_ID \(gh was setting it\); not stored: FEDI_CLIENT_SECRET\. Their values are in \S+fedi-token-unstored-/,
+    );
+    expect(exit.stderr).not.toMatch(/nothing was stored/);
+    const saved = savedFile();
+    expect(saved.mode).toBe(0o600);
+    expect(Object.keys(saved.values)).toEqual(['FEDI_CLIENT_ID', 'FEDI_CLIENT_SECRET']);
+    expect(exit.stderr).toContain(saved.path);
+    expect(exit.stdout + exit.stderr).not.toContain(saved.values.FEDI_CLIENT_SECRET);
+    // The hanging gh was stopped with the CLI, not left running for a minute.
+    await expect(gone(made[3]?.pid ?? 0)).resolves.toBe(true);
+    expect(gh.calls(env)).toHaveLength(4);
+  });
+});
+
+/** Whether process `pid` ends (or is a zombie nobody reaped) within a few seconds. */
+async function gone(pid: number): Promise<boolean> {
+  const until = Date.now() + 5_000;
+  while (Date.now() < until) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return true;
+    }
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
+}
 
 const SCRIPT = '/usr/bin/script';
 
@@ -403,20 +815,23 @@ describe('Misskey --oob: press Enter after approving (bundle)', () => {
 describe('the listener is closed whatever ends the login (in process)', () => {
   const sink: OutStream = { write: () => true };
 
-  /** Runs `login` with `act` as the browser; resolves with its failure and the callback URI. */
-  async function failedLogin(
+  /**
+   * Runs `login` with `act` as the browser; resolves with how it ended and the callback URI.
+   * --timeout: a regression that leaves the login waiting fails the test instead of hanging it.
+   */
+  async function loginInProcess(
     act: (url: string, interrupt: AbortController) => Promise<void>,
-  ): Promise<{ error: unknown; callback: string }> {
-    // --timeout: a regression that leaves the login waiting fails the test instead of hanging it.
+    timeoutSeconds = 5,
+  ): Promise<{ outcome?: LoginOutcome; error?: unknown; callback: string }> {
     const command = parseCommand(
-      ['login', server.url, '--platform', 'mastodon', '--timeout', '5'],
+      ['login', server.url, '--platform', 'mastodon', '--timeout', String(timeoutSeconds)],
       {},
     );
     if (command.kind !== 'login') throw new Error('not a login');
     const interrupt = new AbortController();
     let opened: Promise<void> | undefined;
     let callback = '';
-    const error = await login(command.options, {
+    const ended = await login(command.options, {
       http: new Http({ timeoutMs: 10_000, maxAttempts: 1 }),
       terminal: new Terminal(sink, sink, {}),
       stdin: Readable.from([]),
@@ -426,12 +841,23 @@ describe('the listener is closed whatever ends the login (in process)', () => {
       },
       signal: interrupt.signal,
     }).then(
-      () => undefined,
-      (reason: unknown) => reason,
+      (outcome) => ({ outcome }),
+      (error: unknown) => ({ error }),
     );
     await opened;
-    return { error, callback };
+    expect(callback).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+    return { ...ended, callback };
   }
+
+  it('approved: the token is obtained and the port freed', async () => {
+    const { outcome, error, callback } = await loginInProcess(async (url) => {
+      expect((await answerAuthorize(url)).status).toBe(200);
+    });
+    expect(error).toBeUndefined();
+    expect(outcome?.result.tokens?.accessToken).toEqual(expect.any(String));
+    // This process is still running: only the login's own close can have freed the port.
+    await expect(fetch(callback)).rejects.toThrow();
+  });
 
   it.each([
     [
@@ -439,6 +865,7 @@ describe('the listener is closed whatever ends the login (in process)', () => {
       async (url: string) => {
         expect((await answerAuthorize(url, { decision: 'deny' })).status).toBe(400);
       },
+      5,
       EXIT.notAuthorized,
       /denied in the browser \(access_denied\)/,
     ],
@@ -447,6 +874,7 @@ describe('the listener is closed whatever ends the login (in process)', () => {
       async (url: string) => {
         expect((await answerAuthorize(url, { state: 'forged' })).status).toBe(400);
       },
+      5,
       EXIT.notAuthorized,
       /state does not match this login/,
     ],
@@ -456,15 +884,22 @@ describe('the listener is closed whatever ends the login (in process)', () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
         interrupt.abort(new CliError(EXIT.interrupted, 'Interrupted (Ctrl-C)'));
       },
+      5,
       EXIT.interrupted,
       /Interrupted/,
     ],
-  ])('%s', async (_name, act, exitCode, message) => {
-    const { error, callback } = await failedLogin(act);
+    [
+      'no approval within --timeout 1',
+      async () => undefined,
+      1,
+      EXIT.timeout,
+      /No approval arrived within 1 s \(--timeout\)/,
+    ],
+  ])('%s', async (_name, act, timeoutSeconds, exitCode, message) => {
+    const { error, callback } = await loginInProcess(act, timeoutSeconds);
     expect(error).toBeInstanceOf(CliError);
     expect((error as CliError).exitCode).toBe(exitCode);
     expect((error as CliError).message).toMatch(message);
-    expect(callback).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
     // This process is still running: only the login's own close can have freed the port.
     await expect(fetch(callback)).rejects.toThrow();
   });

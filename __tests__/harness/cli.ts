@@ -4,10 +4,19 @@
  * signals, and then collects the exit code and both streams. Also the stand-ins a login needs
  * without Chromium: a "browser" command that only records the URL it was given, the user's click
  * on a Mastodon authorize page done over plain HTTP, and a proxy that records request bodies
- * (the loopback Mastodon server records only method, path and query).
+ * (the loopback Mastodon server records only method, path and query), and a `gh` that records
+ * its calls and fails or hangs where a test says.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, request, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,9 +58,9 @@ export function cliEnv(env: Record<string, string | undefined> = {}): Record<str
 
 export function startCli(
   args: string[],
-  options: { env?: Record<string, string | undefined>; deadlineMs?: number } = {},
+  options: { env?: Record<string, string | undefined>; deadlineMs?: number; cwd?: string } = {},
 ): CliProcess {
-  const child = spawn(NODE24, [CLI, ...args], { env: cliEnv(options.env) });
+  const child = spawn(NODE24, [CLI, ...args], { env: cliEnv(options.env), cwd: options.cwd });
   let stdout = '';
   let stderr = '';
   const waiters = new Set<() => void>();
@@ -217,5 +226,105 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+export interface GhBehaviour {
+  /** `gh auth status` fails as it does when nobody is logged in. */
+  loggedOut?: boolean;
+  /** `gh secret list` fails as it does for a repository the login cannot see. */
+  repoUnreachable?: boolean;
+  /** The Nth `gh secret set` (1-based) fails with HTTP 403. */
+  failSet?: number;
+  /** The Nth `gh secret set` (1-based) never ends on its own. */
+  hangSet?: number;
+}
+
+export interface GhCall {
+  argv: string[];
+  stdin: string;
+  pid: number;
+}
+
+export interface GhStub {
+  /** PATH with the stub first, and where it logs. */
+  env(behaviour?: GhBehaviour): Record<string, string>;
+  /** The calls logged under `env`'s log so far, `--version` left out. */
+  calls(env: Record<string, string>): GhCall[];
+  /** Resolves once `count` calls are logged. */
+  waitForCalls(env: Record<string, string>, count: number, deadlineMs?: number): Promise<GhCall[]>;
+  remove(): void;
+}
+
+/** A `gh` on PATH that logs each call's arguments, standard input and pid (a file per call). */
+export function ghStub(): GhStub {
+  const dir = mkdtempSync(join(tmpdir(), 'fedi-token-gh-'));
+  writeFileSync(
+    join(dir, 'gh'),
+    `#!/bin/sh
+if [ "$1" = "--version" ]; then echo "gh version 2.63.0 (stub)"; exit 0; fi
+log="$GH_STUB_LOG"
+i=$(ls "$log" | grep -c '\\.argv$')
+cat > "$log/$i.stdin"
+echo $$ > "$log/$i.pid"
+printf '%s\\n' "$@" > "$log/$i.tmp" && mv "$log/$i.tmp" "$log/$i.argv"
+case "$1 $2" in
+  "auth status")
+    if [ -n "$GH_STUB_LOGGED_OUT" ]; then
+      echo "You are not logged into any GitHub hosts. To log in, run: gh auth login" >&2; exit 1
+    fi
+    exit 0 ;;
+  "secret list")
+    if [ -n "$GH_STUB_REPO_UNREACHABLE" ]; then
+      echo "HTTP 404: Not Found (https://api.github.com/repos/octo/gone/actions/secrets?per_page=100)" >&2; exit 1
+    fi
+    echo "OTHER_SECRET	2024-05-01T10:00:00Z"; exit 0 ;;
+  "secret set")
+    n=$(cat "$log"/*.argv | grep -c '^set$')
+    if [ "$n" = "$GH_STUB_HANG_SET" ]; then exec sleep 60; fi
+    if [ "$n" = "$GH_STUB_FAIL_SET" ]; then
+      echo "HTTP 403: Resource not accessible by integration" >&2; exit 1
+    fi
+    exit 0 ;;
+esac
+echo "stub gh: unexpected call: $*" >&2
+exit 64
+`,
+  );
+  chmodSync(join(dir, 'gh'), 0o755);
+  const calls = (env: Record<string, string>): GhCall[] => {
+    const log = env.GH_STUB_LOG ?? '';
+    const count = readdirSync(log).filter((name) => name.endsWith('.argv')).length;
+    return Array.from({ length: count }, (_, i) => ({
+      argv: readFileSync(join(log, `${i}.argv`), 'utf8')
+        .trimEnd()
+        .split('\n'),
+      stdin: readFileSync(join(log, `${i}.stdin`), 'utf8'),
+      pid: Number(readFileSync(join(log, `${i}.pid`), 'utf8')),
+    }));
+  };
+  return {
+    env(behaviour = {}) {
+      const env: Record<string, string> = {
+        PATH: `${dir}:${process.env.PATH ?? ''}`,
+        GH_STUB_LOG: mkdtempSync(join(dir, 'log-')),
+      };
+      if (behaviour.loggedOut) env.GH_STUB_LOGGED_OUT = '1';
+      if (behaviour.repoUnreachable) env.GH_STUB_REPO_UNREACHABLE = '1';
+      if (behaviour.failSet !== undefined) env.GH_STUB_FAIL_SET = String(behaviour.failSet);
+      if (behaviour.hangSet !== undefined) env.GH_STUB_HANG_SET = String(behaviour.hangSet);
+      return env;
+    },
+    calls,
+    async waitForCalls(env, count, deadlineMs = 15_000) {
+      const until = Date.now() + deadlineMs;
+      for (;;) {
+        const made = calls(env);
+        if (made.length >= count) return made;
+        if (Date.now() > until) throw new Error(`gh was called ${made.length} times, not ${count}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -141,6 +141,11 @@ export interface MastodonServerOptions {
    * rotates. Either way the old access token is revoked.
    */
   rotateRefreshTokens?: boolean;
+  /**
+   * Refuse http:// redirect URIs at registration, as Doorkeeper does with
+   * force_ssl_in_redirect_uri (its default outside development; stock Mastodon turns it off).
+   */
+  httpsRedirectsOnly?: boolean;
 }
 
 export async function startMastodonServer(
@@ -294,6 +299,9 @@ export async function startMastodonServer(
     }
     if (uris.some((uri) => uri !== OOB && !URL.canParse(uri))) {
       return json(res, 422, { error: 'Validation failed: Redirect URI must be an absolute URI.' });
+    }
+    if (opts.httpsRedirectsOnly && uris.some((uri) => uri.startsWith('http:'))) {
+      return json(res, 422, { error: 'Validation failed: Redirect URI must be an HTTPS/SSL URI.' });
     }
     const scopes = splitScopes(fields.scopes, ['read']);
     const website = typeof fields.website === 'string' ? fields.website : undefined;

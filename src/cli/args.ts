@@ -56,8 +56,9 @@ Options:
   -h, --help              show this help
   -V, --version           show the version
 
-Exit codes: 0 done, 1 server or network failure, 2 bad usage, 3 authorization
-denied or not ours, 4 timed out, 5 gh could not store a secret, 130 interrupted.
+Exit codes: 0 done, 1 server or network failure, 2 bad usage or gh not ready
+(checked before the login), 3 authorization denied or not ours, 4 timed out,
+5 gh could not store a secret (the rest are saved to a private file), 130 interrupted.
 `;
 
 const FLAGS = {

@@ -6,7 +6,8 @@ export const EXIT = {
   ok: 0,
   /** The server or the network failed, or something unexpected happened. */
   failure: 1,
-  /** The command line is wrong; nothing was sent anywhere. */
+  /** The command line is wrong, or --gh cannot work (gh missing, logged out, no access to the
+   * repository); nothing was sent anywhere. */
   usage: 2,
   /** The authorization did not complete: denied in the browser, or the answer was not ours. */
   notAuthorized: 3,
@@ -20,13 +21,18 @@ export const EXIT = {
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-/** A failure whose message is complete for the user and whose exit code says what kind it is. */
+/**
+ * A failure whose message is complete for the user and whose exit code says what kind it is.
+ * `details` are non-secret facts a script may need (--json prints them next to the message).
+ */
 export class CliError extends Error {
   readonly exitCode: ExitCode;
-  constructor(exitCode: ExitCode, message: string) {
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+  constructor(exitCode: ExitCode, message: string, details?: Record<string, unknown>) {
     super(message);
     this.name = 'CliError';
     this.exitCode = exitCode;
+    this.details = details;
   }
 }
 

@@ -152,13 +152,7 @@ async function registerWithFallback(
     );
     return { client, listener };
   } catch (error) {
-    // Some servers refuse http:// redirect URIs; copy-paste still works with them.
-    const refused =
-      error instanceof ServerError &&
-      error.status >= 400 &&
-      error.status < 500 &&
-      error.status !== 429;
-    if (!listener || !refused) throw error;
+    if (!listener || !refusesRedirectUri(error)) throw error;
     terminal.progress(
       `The server refused the loopback redirect (${oneLine(error.message, 160)}); using copy-paste instead`,
     );
@@ -171,6 +165,21 @@ async function registerWithFallback(
     );
     return { client, listener: undefined };
   }
+}
+
+/**
+ * Whether a registration failed over the redirect URI itself, so one with only the OOB URI may
+ * work. Mastodon's Doorkeeper answers 422 "Validation failed: Redirect URI must be an HTTPS/SSL
+ * URI." where https is forced (stock Mastodon does not force it), GoToSocial 400 "Bad Request:
+ * error parsing redirect URI: …". Anything else (registrations refused, a bad scope, a rate
+ * limit) would fail the second registration too, so it is reported as the server said it.
+ */
+function refusesRedirectUri(error: unknown): error is ServerError {
+  return (
+    error instanceof ServerError &&
+    (error.status === 400 || error.status === 422) &&
+    /redirect[ _]uri/i.test(`${error.code ?? ''} ${error.description ?? ''}`)
+  );
 }
 
 async function miAuthLogin(options: LoginOptions, deps: LoginDeps): Promise<LoginOutcome> {

@@ -11,6 +11,7 @@ export async function main(): Promise<void> {
     {
       argv: process.argv.slice(2),
       env: process.env,
+      cwd: process.cwd(),
       stdin: process.stdin,
       stdout: process.stdout,
       stderr: process.stderr,

@@ -4,8 +4,9 @@ import type { Readable } from 'node:stream';
 import { CliError, EXIT } from './exit.ts';
 
 /**
- * The first non-empty line from `input`. A pasted redirect URL (GoToSocial's /oauth/oob?code=…,
- * or the address bar after a failed loopback redirect) is accepted and its `code` taken.
+ * The first non-empty line from `input`. A pasted URL is accepted and its `code` taken, for
+ * GoToSocial, whose OOB page is /oauth/oob?code=…. Only the OOB path reads a paste: a code from
+ * a loopback callback's address bar was issued for that redirect URI, so its exchange would fail.
  */
 export function readPastedCode(input: Readable, signal: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@ import { VERSION } from '../version.ts';
 import { parseCommand, USAGE, type LoginOptions } from './args.ts';
 import { browserOpener } from './browser.ts';
 import { CliError, EXIT, type ExitCode } from './exit.ts';
-import { checkGh, setSecret } from './gh.ts';
+import { checkGh, storeSecrets } from './gh.ts';
 import { login } from './login.ts';
 import { Terminal, type OutStream } from './output.ts';
 import { describeLogin, printJson, printSecrets, secretsOf } from './result.ts';
@@ -15,6 +15,8 @@ export interface Io {
   argv: readonly string[];
   env: NodeJS.ProcessEnv;
   stdin: Readable;
+  /** Where values gh could not store are saved (the directory the user ran the command in). */
+  cwd: string;
   stdout: OutStream;
   stderr: OutStream;
 }
@@ -33,13 +35,15 @@ export async function runCli(io: Io, signal: AbortSignal): Promise<ExitCode> {
       return EXIT.ok;
     }
     json = command.options.json;
-    await untilAborted(signal, loginAndStore(command.options, io, terminal, signal));
+    await loginAndStore(command.options, io, terminal, signal);
     return EXIT.ok;
   } catch (error) {
-    const { code, message } = classify(error);
+    const { code, message, details } = classify(error);
     terminal.error(message);
     if (json) {
-      io.stdout.write(`${JSON.stringify({ error: terminal.redact(message), exitCode: code })}\n`);
+      io.stdout.write(
+        `${JSON.stringify({ error: terminal.redact(message), exitCode: code, ...details })}\n`,
+      );
     }
     return code;
   }
@@ -52,15 +56,13 @@ async function loginAndStore(
   signal: AbortSignal,
 ): Promise<void> {
   if (options.clientSecret) terminal.mask(options.clientSecret);
-  if (options.gh) await checkGh(io.env);
+  const gh = { repo: options.repo, env: io.env, signal };
+  if (options.gh) await untilAborted(signal, checkGh(gh));
   const http = new Http({ timeoutMs: 30_000, maxAttempts: 3 });
-  const outcome = await login(options, {
-    http,
-    terminal,
-    stdin: io.stdin,
-    open: browserOpener(io.env),
+  const outcome = await untilAborted(
     signal,
-  });
+    login(options, { http, terminal, stdin: io.stdin, open: browserOpener(io.env), signal }),
+  );
   terminal.progress(describeLogin(outcome));
   const secrets = secretsOf(outcome, options.prefix);
   if (!options.gh) {
@@ -68,22 +70,13 @@ async function loginAndStore(
     else printSecrets(terminal, secrets);
     return;
   }
-  const stored: string[] = [];
-  for (const secret of secrets) {
-    try {
-      await setSecret(secret.name, secret.value, options.repo, io.env, (t) => terminal.redact(t));
-    } catch (error) {
-      const missing = secrets.map((s) => s.name).filter((name) => !stored.includes(name));
-      const message = error instanceof Error ? error.message : String(error);
-      throw new CliError(
-        EXIT.storeFailed,
-        `${message}. Stored: ${stored.join(', ') || 'none'}; not stored: ${missing.join(', ')}. ` +
-          'Fix gh (gh auth status) and run the login again, or run it without --gh to see the values',
-      );
-    }
-    stored.push(secret.name);
-    terminal.progress(`Stored ${secret.name}${options.repo ? ` in ${options.repo}` : ''}`);
-  }
+  // Not cut short by Ctrl-C from outside: only the loop knows what is stored by then.
+  const stored = await storeSecrets(secrets, {
+    ...gh,
+    dir: io.cwd,
+    redact: (text) => terminal.redact(text),
+    progress: terminal.progress,
+  });
   if (options.json) printJson(terminal, outcome, secrets, true);
   else
     io.stdout.write(
@@ -101,8 +94,14 @@ function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
   });
 }
 
-function classify(error: unknown): { code: ExitCode; message: string } {
-  if (error instanceof CliError) return { code: error.exitCode, message: error.message };
+function classify(error: unknown): {
+  code: ExitCode;
+  message: string;
+  details?: Readonly<Record<string, unknown>>;
+} {
+  if (error instanceof CliError) {
+    return { code: error.exitCode, message: error.message, details: error.details };
+  }
   if (error instanceof InputError) return { code: EXIT.usage, message: error.message };
   if (isExpectedError(error)) return { code: EXIT.failure, message: error.message };
   return { code: EXIT.failure, message: describeError(error) };
