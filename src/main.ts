@@ -43,8 +43,7 @@ export async function run(): Promise<void> {
  */
 async function prepareWriteBack(config: TokenConfig): Promise<Runtime['writeBack']> {
   const writeBack = await import('./refresh-writeback.ts');
-  const wrap = writeBack.prepareWriteBack(config, { log: info });
-  return (_config, refresh) => wrap(refresh);
+  return writeBack.prepareWriteBack(config, { log: info });
 }
 
 /** One log line of non-secret facts. */

@@ -18,10 +18,7 @@ export interface Runtime {
    * Wraps a refresh when `secret-name` asks for the rotated token to be written back. Given only
    * by the main step, so the write-back and libsodium stay out of every other bundle.
    */
-  writeBack?: (
-    config: TokenConfig,
-    refresh: () => Promise<OperationResult>,
-  ) => Promise<OperationResult>;
+  writeBack?: (refresh: () => Promise<OperationResult>) => Promise<OperationResult>;
 }
 
 export interface Resolved {
@@ -150,7 +147,7 @@ export async function runOperation(
         ...base,
         ...(await refresh.call(provider, ctx)),
       });
-      return config.secretName && runtime.writeBack ? runtime.writeBack(config, run) : run();
+      return config.secretName && runtime.writeBack ? runtime.writeBack(run) : run();
     }
     case 'validate': {
       const validation = await call('validate', 'validate').call(
