@@ -8,25 +8,15 @@ import * as z from 'zod/mini';
 import { InputError, oneLine } from './errors.ts';
 import { LOOPBACK_HOSTS } from './loopback-host.ts';
 import { maskSecret } from './publish.ts';
-
-export const OPERATIONS = [
-  'exchange',
-  'client-credentials',
-  'refresh',
-  'validate',
-  'revoke',
-] as const;
-export type Operation = (typeof OPERATIONS)[number];
-
-export const PLATFORMS = ['auto', 'mastodon', 'misskey', 'anyweb', 'oauth2'] as const;
-export type PlatformInput = (typeof PLATFORMS)[number];
-export type Platform = Exclude<PlatformInput, 'auto'>;
-
-export const AUTH_METHODS = ['auto', 'client_secret_basic', 'client_secret_post'] as const;
-export type AuthMethod = (typeof AUTH_METHODS)[number];
-
-export const OOB_REDIRECT_URI = 'urn:ietf:wg:oauth:2.0:oob';
-export const ANYWEB_INSTANCE = 'https://api.anyweb.cc';
+import {
+  ANYWEB_INSTANCE,
+  AUTH_METHODS,
+  OOB_REDIRECT_URI,
+  OPERATIONS,
+  PLATFORMS,
+  type Operation,
+  type TokenConfig,
+} from './config.ts';
 
 /** Where inputs come from and how secrets are masked; tests pass their own. */
 export interface InputSource {
@@ -38,35 +28,6 @@ export const actionInputs: InputSource = {
   get: (name) => core.getInput(name),
   mask: maskSecret,
 };
-
-export interface TokenConfig {
-  operation: Operation;
-  platform: PlatformInput;
-  /** Undefined only when the platform supplies a default (AnyWeb) or endpoints are explicit. */
-  instance: URL | undefined;
-  clientId?: string;
-  clientSecret?: string;
-  code?: string;
-  redirectUri: string;
-  scope?: string;
-  codeVerifier?: string;
-  accessToken?: string;
-  refreshToken?: string;
-  endpoints: {
-    token?: URL;
-    revocation?: URL;
-    introspection?: URL;
-    userinfo?: URL;
-  };
-  tokenEndpointAuthMethod: AuthMethod;
-  exportEnv?: string;
-  revokeOnExit: boolean;
-  failOnInvalid: boolean;
-  secretName?: string;
-  githubToken?: string;
-  timeoutMs: number;
-  maxAttempts: number;
-}
 
 /** What each operation cannot do without, whatever the platform. */
 const REQUIRED_BY_OPERATION: Record<Operation, readonly (readonly [string, keyof TokenConfig])[]> =

@@ -1,6 +1,7 @@
 /** The token action's main step: parse → act → publish. */
 import { describeError } from './errors.ts';
-import { parseTokenInputs, type TokenConfig } from './inputs.ts';
+import { type TokenConfig } from './config.ts';
+import { parseTokenInputs } from './inputs.ts';
 import { runOperation, type Runtime } from './operations.ts';
 import {
   fail,

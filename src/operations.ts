@@ -4,7 +4,8 @@
  */
 import { InputError, UnsupportedError } from './errors.ts';
 import { Http } from './http.ts';
-import { checkRequiredInputs, type Operation, type Platform, type TokenConfig } from './inputs.ts';
+import { type Operation, type Platform, type TokenConfig } from './config.ts';
+import { checkRequiredInputs } from './inputs.ts';
 import type { OperationResult } from './publish.ts';
 import { detectPlatform } from './providers/detect.ts';
 import type { Provider, ProviderContext, Software } from './providers/provider.ts';

@@ -3,7 +3,7 @@
  * are masked before any of them is written; the summary shows non-secret facts only.
  */
 import * as core from '@actions/core';
-import type { Operation, Platform } from './inputs.ts';
+import type { Operation, Platform } from './config.ts';
 import type { Identity, Software, TokenSet } from './providers/provider.ts';
 
 /**

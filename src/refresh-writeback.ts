@@ -8,7 +8,7 @@
  */
 import { describeError } from './errors.ts';
 import { Http } from './http.ts';
-import type { TokenConfig } from './inputs.ts';
+import type { TokenConfig } from './config.ts';
 import type { OperationResult } from './publish.ts';
 import { RepositorySecrets, repositoryFromEnv } from './github/secrets.ts';
 

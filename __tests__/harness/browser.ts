@@ -1,11 +1,12 @@
 /**
- * A real headless Chromium (Debian's `chromium` package) driven with playwright-core, for the
- * pages a user clicks through during `fedi-token login`. One browser per test file; each test gets
- * its own context (no shared cookies), closed even when the test fails.
+ * A real headless Chromium driven with playwright-core, for the pages a user clicks through during
+ * `fedi-token login` and for the example gallery. The browser comes from the `@sparticuz/chromium`
+ * dev dependency, which ships the binary inside the npm package, so `npm ci` on a bare machine
+ * (Node and npm only) has everything the tests need. `FEDI_TOKEN_CHROMIUM=/usr/bin/chromium` opts
+ * in to another build, Debian's say. One browser per test file; each test gets its own context
+ * (no shared cookies), closed even when the test fails.
  */
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
-
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 export const CHROMIUM_ARGS = [
   '--headless',
@@ -13,14 +14,27 @@ export const CHROMIUM_ARGS = [
   '--disable-gpu',
   '--disable-quic',
   '--no-first-run',
+  // Without these, Chromium calls Google's hosts at start; a closed network refuses them.
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
 ];
 
-export function launchBrowser(): Promise<Browser> {
+/**
+ * The browser binary. The packaged one is unpacked to the temp folder on first use (about 3 s);
+ * jest's global setup does that once, before the workers start, so two workers never race on a
+ * half-written file.
+ */
+export async function chromiumPath(): Promise<string> {
+  const chosen = process.env.FEDI_TOKEN_CHROMIUM;
+  if (chosen) return chosen;
+  const packaged = await import('@sparticuz/chromium');
+  return packaged.default.executablePath();
+}
+
+export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({
-    executablePath: CHROMIUM_PATH,
+    executablePath: await chromiumPath(),
     headless: true,
     args: CHROMIUM_ARGS,
     timeout: 30_000,

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { oneLine, ServerError, UnsupportedError } from '../errors.ts';
 import type { Http } from '../http.ts';
-import { OOB_REDIRECT_URI, type Platform, type TokenConfig } from '../inputs.ts';
+import { OOB_REDIRECT_URI, type Platform, type TokenConfig } from '../config.ts';
 import { runOperation, type Runtime } from '../operations.ts';
 import type { OperationResult } from '../publish.ts';
 import { detectPlatform } from '../providers/detect.ts';

@@ -6,7 +6,7 @@
 import * as z from 'zod/mini';
 import { InputError, ServerError } from '../errors.ts';
 import { RETRYABLE_STATUSES, parseJson, toServerError, type HttpRequest } from '../http.ts';
-import type { Operation, TokenConfig } from '../inputs.ts';
+import type { Operation, TokenConfig } from '../config.ts';
 import type { Provider, ProviderContext, TokenResult, TokenSet, Validation } from './provider.ts';
 
 const wrapper = z.object({

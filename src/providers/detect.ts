@@ -8,7 +8,7 @@
 import * as z from 'zod/mini';
 import { NetworkError, ServerError, UnsupportedError } from '../errors.ts';
 import type { Http } from '../http.ts';
-import { ANYWEB_INSTANCE, type Platform } from '../inputs.ts';
+import { ANYWEB_INSTANCE, type Platform } from '../config.ts';
 import type { Software } from './provider.ts';
 
 const MASTODON_API = [

@@ -5,7 +5,7 @@
 import * as z from 'zod/mini';
 import { InputError, ServerError, UnsupportedError } from '../errors.ts';
 import { parseJson } from '../http.ts';
-import type { Operation, TokenConfig } from '../inputs.ts';
+import type { Operation, TokenConfig } from '../config.ts';
 import { refreshGrant, requestToken, revokeToken, withHint } from './oauth-token.ts';
 import type {
   Identity,

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
 import { InputError, ServerError } from '../errors.ts';
 import { errorCodeOf, parseJson, toServerError, type HttpRequest } from '../http.ts';
-import type { Operation, TokenConfig } from '../inputs.ts';
+import type { Operation, TokenConfig } from '../config.ts';
 import { withHint } from './oauth-token.ts';
 import type { Identity, Provider, ProviderContext, TokenResult, Validation } from './provider.ts';
 

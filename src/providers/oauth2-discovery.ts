@@ -7,7 +7,7 @@
 import * as z from 'zod/mini';
 import { InputError, NetworkError, ServerError } from '../errors.ts';
 import type { Http } from '../http.ts';
-import type { AuthMethod, TokenConfig } from '../inputs.ts';
+import type { AuthMethod, TokenConfig } from '../config.ts';
 import { LOOPBACK_HOSTS } from '../loopback-host.ts';
 import type { ClientAuth } from './oauth-token.ts';
 

@@ -6,7 +6,7 @@
 import * as z from 'zod/mini';
 import { InputError, ServerError, UnsupportedError } from '../errors.ts';
 import { parseJson, type HttpRequest } from '../http.ts';
-import type { Operation, TokenConfig } from '../inputs.ts';
+import type { Operation, TokenConfig } from '../config.ts';
 import { chooseClientAuth, findEndpoints, type ServerEndpoints } from './oauth2-discovery.ts';
 import {
   applyClientAuth,

@@ -4,7 +4,7 @@
  * @actions/core, so the CLI and tests use them unchanged.
  */
 import type { Http } from '../http.ts';
-import type { Operation, Platform, TokenConfig } from '../inputs.ts';
+import type { Operation, Platform, TokenConfig } from '../config.ts';
 
 export interface TokenSet {
   accessToken: string;

@@ -1,4 +1,4 @@
-import type { Platform } from '../inputs.ts';
+import type { Platform } from '../config.ts';
 import { anywebProvider } from './anyweb.ts';
 import { mastodonProvider } from './mastodon.ts';
 import { misskeyProvider } from './misskey.ts';
