@@ -99,6 +99,29 @@ describe.each(STALLS)('a server that %s', (stall) => {
     expect(sinceFirstByte(server, endedAt)).toBeLessThan(budgetMs(attempts) + GRACE_MS);
   });
 
+  it('main with platform auto: detection (each request sent once) fails within its budget', async () => {
+    server = await startStallServer(stall);
+    const attempts = 1;
+    const run = await runAction(
+      'main',
+      {
+        instance: server.url,
+        operation: 'validate',
+        'access-token': TOKEN,
+        'timeout-seconds': String(TIMEOUT_SECONDS),
+        'max-attempts': '3',
+      },
+      { timeoutMs: STARTUP_MS + budgetMs(attempts) + GRACE_MS },
+    );
+    const endedAt = Date.now();
+    expect(run.exitCode).toBe(1);
+    expect(lineStarting(run, '::error::')).toBe(
+      `::error::${server.url} GET ${stalledPath(stall, '/.well-known/nodeinfo')}: ${detailOf(stall)}`,
+    );
+    expectAttempts(server, attempts);
+    expect(sinceFirstByte(server, endedAt)).toBeLessThan(budgetMs(attempts) + GRACE_MS);
+  });
+
   it('post (revoke-on-exit, max-attempts 2) warns and ends with exit code 0 within its budget', async () => {
     server = await startStallServer(stall);
     const attempts = 2;

@@ -231,7 +231,6 @@ export class Http {
       headers.authorization = `Basic ${Buffer.from(pair).toString('base64')}`;
     }
     const where = { server: url.origin, label: endpointOf(request, url) };
-    this.requestCount++;
     const message = await this.dispatch(request.method, url, headers, body, deadline, where);
     const text = await readBody(message, {
       maxBytes: request.maxBytes ?? DEFAULT_MAX_BYTES,
@@ -262,6 +261,7 @@ export class Http {
     };
     if (body !== null) outgoing['content-length'] = Buffer.byteLength(body);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    this.requestCount++;
     return new Promise((resolve, reject) => {
       const req = send(url, { method, headers: outgoing, agent: this.client.getAgent(url.href) });
       const disarm = deadline.arm(() => {
