@@ -329,7 +329,7 @@ function tokenConfig(
     tokenEndpointAuthMethod: 'auto',
     revokeOnExit: false,
     failOnInvalid: false,
-    timeoutMs: 30_000,
+    timeoutMs: options.requestTimeoutMs,
     maxAttempts: 3,
     ...values,
   };
