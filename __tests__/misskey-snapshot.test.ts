@@ -12,6 +12,7 @@ import { ServerError } from '../src/errors.ts';
 import { Http } from '../src/http.ts';
 import { parseSnapshotInputs } from '../src/snapshot/config.ts';
 import { runSnapshot, type SnapshotResult } from '../src/snapshot/run.ts';
+import { findLeaks, runAction } from './harness/action.ts';
 import { startMisskey } from './servers/misskey.ts';
 import type { UserNotesOptions } from './servers/misskey-notes.ts';
 import { isCwQuote, TimelineServer, type Post } from './servers/timeline.ts';
@@ -191,6 +192,28 @@ describe.each([
     const kept = new Set(expected());
     // CW-only quotes are the user's own posts: kept with exclude-reblogs too.
     expect(server.posts.some((post) => isCwQuote(post) && kept.has(post.id))).toBe(true);
+  });
+});
+
+describe('the bundle, as the runner runs it', () => {
+  it('writes every note where Misskey would skip some, and reports the count', async () => {
+    const server = await start(600, { cacheMax: 30 });
+    const run = await runAction(
+      'snapshot',
+      {
+        instance: server.url,
+        'access-token': server.token,
+        path: 'notes.json',
+        count: '400',
+        visibility: 'direct',
+      },
+      { cwd: dir },
+    );
+    expect(run.exitCode).toBe(0);
+    expect(findLeaks(run, [server.token])).toEqual([]);
+    const expected = expectedIds(server, { count: 400, visibility: 'direct' });
+    expect(fileIds(join(dir, 'notes.json'))).toEqual(expected);
+    expect(run.outputs).toMatchObject({ count: '400', 'newest-id': expected[0] });
   });
 });
 
