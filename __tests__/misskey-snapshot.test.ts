@@ -220,13 +220,22 @@ describe('the bundle, as the runner runs it', () => {
 describe('Sharkey', () => {
   it("waits out users/notes' rate limit (20 at once, then 4 a second) and finishes the walk", async () => {
     const server = await start(2600, { fork: 'sharkey' });
+    server.sharkeyClock = 'paced';
     const result = await snapshot(server, { count: '2300', mode: 'full', visibility: 'direct' });
     expect(fileIds(join(dir, 'full', 'notes.json'))).toEqual(
       expectedIds(server, { count: 2300, visibility: 'direct' }),
     );
-    // 23 pages: the 21st meets the empty bucket (429, Retry-After: 1) and is sent again.
-    expect(server.listingRequests).toBeGreaterThan(23);
-    expect(result.requests).toBeGreaterThan(23);
+    // 23 pages: the 21st meets the full bucket (429, Retry-After: 1), is sent again after the
+    // second it was told to wait, and the walk goes on.
+    const answers = server.sharkeyAnswers;
+    expect(answers.slice(0, 20).every((answer) => !answer.blocked)).toBe(true);
+    expect(answers[20]?.blocked).toBe(true);
+    answers.forEach((answer, index) => {
+      const next = answers[index + 1];
+      if (answer.blocked && next) expect(next.at - answer.at).toBeGreaterThanOrEqual(1000);
+    });
+    expect(answers.filter((answer) => !answer.blocked)).toHaveLength(23);
+    expect(result.requests).toBe(answers.length + 1);
   });
 });
 

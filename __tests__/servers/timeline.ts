@@ -1,7 +1,8 @@
 /**
  * A loopback server that lists one account's statuses the way each server family does
  * (PROTOCOLS.md, checked against the servers' sources): Mastodon, GoToSocial and Pleroma through
- * the Mastodon API, Misskey through `POST /api/users/notes`. Generated timelines hold replies to
+ * the Mastodon API, Misskey through `POST /api/users/notes` (its paths and filters, Misskey's and
+ * Sharkey's, in misskey-notes.ts). Generated timelines hold replies to
  * others, self-replies, boosts/renotes, media and every visibility. Faults can be injected into
  * the listing requests (a 500, a 503 or a reset from the nth request on), and `repeat` makes pages
  * overlap as they do when posts arrive while a client is paging.
@@ -108,6 +109,14 @@ function makeId(flavour: Flavour, ms: number, index: number): string {
   }
 }
 
+const MISSKEY_VISIBILITY = {
+  public: 'public',
+  unlisted: 'home',
+  private: 'followers',
+  direct: 'specified',
+  list: 'specified',
+} as const;
+
 /**
  * Misskey flavour: some notes are quotes with a content warning and no text. Misskey's isQuote
  * (misc/is-renote.ts) calls them quotes, the user's own posts, not renotes.
@@ -141,6 +150,16 @@ export class TimelineServer {
   private listRequests = 0;
   // Sharkey's per-caller leaky buckets for users/notes.
   private readonly buckets = new Map<string, LeakyBucket>();
+  /**
+   * Sharkey's bucket clock: real time, or `paced` for tests that must not depend on how fast the
+   * machine is: 10 ms per request, plus the Retry-After a 429 asked for (the test checks the
+   * client really waited, from `sharkeyAnswers`).
+   */
+  sharkeyClock: 'real' | 'paced' = 'real';
+  private pacedNow = Date.now();
+  private pacedOwed = 0;
+  /** Sharkey users/notes answers: when (real time) and whether the bucket refused. */
+  readonly sharkeyAnswers: { at: number; blocked: boolean }[] = [];
   // Counted apart from `posts`: a deleted post's number (and so its id) is never reused.
   private published = 0;
   private readonly server: Server;
@@ -288,13 +307,7 @@ export class TimelineServer {
   }
 
   private note(post: Post): Json {
-    const visibility = {
-      public: 'public',
-      unlisted: 'home',
-      private: 'followers',
-      direct: 'specified',
-      list: 'specified',
-    }[post.visibility];
+    const visibility = MISSKEY_VISIBILITY[post.visibility];
     const cwQuote = isCwQuote(post);
     const renote = post.reblog || cwQuote;
     return {
@@ -325,15 +338,7 @@ export class TimelineServer {
     const cwQuote = isCwQuote(post);
     return {
       id: post.id,
-      visibility: (
-        {
-          public: 'public',
-          unlisted: 'home',
-          private: 'followers',
-          direct: 'specified',
-          list: 'specified',
-        } as const
-      )[post.visibility],
+      visibility: MISSKEY_VISIBILITY[post.visibility],
       reply: post.replyToId !== null,
       replyToOther: post.reply === 'other',
       renote: post.reblog || cwQuote,
@@ -736,7 +741,15 @@ export class TimelineServer {
         bucket = new LeakyBucket(20, 250);
         this.buckets.set(actor, bucket);
       }
-      const info = bucket.take();
+      let now = Date.now();
+      if (this.sharkeyClock === 'paced') {
+        this.pacedNow += 10 + this.pacedOwed;
+        this.pacedOwed = 0;
+        now = this.pacedNow;
+      }
+      const info = bucket.take(now);
+      this.sharkeyAnswers.push({ at: Date.now(), blocked: info.blocked });
+      if (info.blocked) this.pacedOwed = info.resetSec * 1000;
       headers = rateLimitHeaders(info);
       if (info.blocked) {
         return this.misskeyError(
