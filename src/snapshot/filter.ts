@@ -74,12 +74,15 @@ export function factsOf(family: Family, item: Json): ItemFacts {
     };
   }
   const reply = item.reply as Json | null | undefined;
-  const renoteId = item.renoteId;
-  // A renote with its own text, poll or files is a quote: the user's own post.
+  // Misskey's own isQuote (misc/is-renote.ts, 2025.10.2; Sharkey's is the same): a renote with
+  // text, a content warning, a reply, a poll or files is a quote, the user's own post.
+  const present = (value: unknown) => value !== null && value !== undefined;
   const pureRenote =
-    typeof renoteId === 'string' &&
-    !str(item.text) &&
-    !item.poll &&
+    typeof item.renoteId === 'string' &&
+    !present(item.text) &&
+    !present(item.cw) &&
+    !present(item.replyId) &&
+    !present(item.poll) &&
     !nonEmptyArray(item.fileIds) &&
     !nonEmptyArray(item.files);
   return {
