@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { InputError, NetworkError, ServerError } from '../src/errors.ts';
 import { Http } from '../src/http.ts';
 import { parseSnapshotInputs, readAccount } from '../src/snapshot/config.ts';
+import { factsOf, rejectReason } from '../src/snapshot/filter.ts';
 import { runSnapshot, type SnapshotResult } from '../src/snapshot/run.ts';
 import { readItems } from '../src/snapshot/store.ts';
 import { TimelineServer, type Flavour, type Post } from './servers/timeline.ts';
@@ -402,6 +403,48 @@ describe('errors', () => {
     const result = await snapshot(server, { path, count: '100', platform: 'mastodon' });
     expect(result.changed).toBe(true);
     expect(fileIds(path)).toEqual(expectedIds(server, { count: 100 }));
+  });
+
+  it("takes Misskey's visibility names as the Mastodon levels they match", async () => {
+    const server = await start('misskey', 300);
+    const pairs = [
+      ['home', 'unlisted'],
+      ['followers', 'private'],
+      ['specified', 'direct'],
+    ] as const;
+    for (const [misskey, mastodon] of pairs) {
+      const config = (visibility: string) =>
+        parseSnapshotInputs({
+          get: (name) => ({ instance: server.url, account: 'alice', visibility })[name] ?? '',
+          mask: () => {},
+        });
+      expect(config(misskey).visibility).toBe(mastodon);
+      expect(config(misskey.toUpperCase()).visibility).toBe(mastodon);
+      await snapshot(server, { visibility: misskey, count: '150', path: pathIn(misskey) });
+      await snapshot(server, { visibility: mastodon, count: '150', path: pathIn(mastodon) });
+      const ids = fileIds(pathIn(misskey));
+      expect(ids).toEqual(expectedIds(server, { count: 150, visibility: mastodon }));
+      expect(readFileSync(pathIn(misskey)).equals(readFileSync(pathIn(mastodon)))).toBe(true);
+    }
+  });
+
+  it('an item whose visibility names no level is left out, even a prototype name', () => {
+    const options = {
+      accountId: 'a',
+      visibility: 'direct',
+      excludeReplies: false,
+      excludeReblogs: false,
+      onlyMedia: false,
+    } as const;
+    for (const visibility of ['constructor', 'toString', 'secret', undefined]) {
+      const mastodon = factsOf('mastodon', { id: '1', visibility, account: { id: 'a' } });
+      const misskey = factsOf('misskey', { id: '1', visibility, userId: 'a' });
+      expect(rejectReason(mastodon, options)).toBe('visibility');
+      expect(rejectReason(misskey, options)).toBe('visibility');
+    }
+    expect(rejectReason(factsOf('misskey', { id: '1', visibility: 'specified' }), options)).toBe(
+      undefined,
+    );
   });
 
   it('reads account forms', () => {
