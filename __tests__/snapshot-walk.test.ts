@@ -183,7 +183,7 @@ describe.each(['mastodon', 'gotosocial', 'pleroma', 'misskey'] as const)('%s', (
 });
 
 describe('request counts', () => {
-  it('Mastodon: ⌈count / 40⌉ pages plus one account lookup', async () => {
+  it('Mastodon: two nodeinfo requests, ⌈count / 40⌉ pages and one account lookup', async () => {
     const server = await start('mastodon');
     const result = await snapshot(server, {
       count: '1000',
@@ -191,7 +191,8 @@ describe('request counts', () => {
       platform: 'mastodon',
       visibility: 'direct',
     });
-    expect(result.requests).toBe(25 + 1);
+    expect(result.requests).toBe(2 + 25 + 1);
+    expect(server.requests.filter((r) => r.path.includes('nodeinfo'))).toHaveLength(2);
     expect(server.requests.every((r) => !('limit' in r.query) || r.query.limit === '40')).toBe(
       true,
     );
@@ -233,7 +234,71 @@ describe('request counts', () => {
     const server = await start('mastodon', 100);
     const result = await snapshot(server, { count: '1000', mode: 'full', platform: 'mastodon' });
     expect(fileIds()).toEqual(expectedIds(server, { count: 1000 }));
-    expect(result.requests).toBeLessThanOrEqual(1 + 3);
+    expect(result.requests).toBeLessThanOrEqual(2 + 1 + 3);
+  });
+
+  it('GoToSocial with platform: mastodon: nodeinfo names it, so a full walk costs what auto does', async () => {
+    const server = await start('gotosocial', 2400);
+    const count = { count: '1000', mode: 'full' };
+    const auto = await snapshot(server, { ...count, path: pathIn('auto') });
+    server.requests.length = 0;
+    const explicit = await snapshot(server, {
+      ...count,
+      platform: 'mastodon',
+      path: pathIn('explicit'),
+    });
+    expect(explicit.requests).toBe(auto.requests);
+    expect(explicit.software?.name).toBe('gotosocial');
+    expect(server.requests.filter((r) => r.path.includes('nodeinfo'))).toHaveLength(2);
+    const lists = server.requests.filter((r) => r.path.endsWith('/statuses'));
+    expect(lists.every((r) => r.query.limit === '100' && r.query.only_public === 'true')).toBe(
+      true,
+    );
+    expect(readFileSync(pathIn('explicit')).equals(readFileSync(pathIn('auto')))).toBe(true);
+
+    // The same walk with the server unknown (nodeinfo refused) takes about twice the requests.
+    server.nodeinfo = false;
+    server.requests.length = 0;
+    const unknown = await snapshot(server, {
+      ...count,
+      platform: 'mastodon',
+      path: pathIn('unknown'),
+    });
+    expect(unknown.software).toBeUndefined();
+    expect(
+      server.requests
+        .filter((r) => r.path.endsWith('/statuses'))
+        .every((r) => r.query.limit === '40'),
+    ).toBe(true);
+    expect(unknown.requests).toBeGreaterThan(1.8 * explicit.requests);
+    expect(readFileSync(pathIn('unknown')).equals(readFileSync(pathIn('auto')))).toBe(true);
+  });
+
+  it('platform: mastodon with nodeinfo refused: the walk goes on as for a server not known', async () => {
+    const server = await start('pleroma', 300);
+    server.nodeinfo = false;
+    const log: string[] = [];
+    const values: Record<string, string> = {
+      instance: server.url,
+      'access-token': server.token,
+      platform: 'mastodon',
+      mode: 'full',
+      count: '100',
+      path: pathIn('refused'),
+    };
+    const config = parseSnapshotInputs({ get: (name) => values[name] ?? '', mask: () => {} });
+    const http = new Http({ timeoutMs: 5000, maxAttempts: 3, baseDelayMs: 1 });
+    const result = await runSnapshot(config, { mask: () => {}, log: (m) => log.push(m), http });
+    expect(fileIds(pathIn('refused'))).toEqual(expectedIds(server, { count: 100 }));
+    // nodeinfo and /api/v1/instance, each once (detection never retries), then the walk.
+    expect(server.requests.slice(0, 2).map((r) => r.path)).toEqual([
+      '/.well-known/nodeinfo',
+      '/api/v1/instance',
+    ]);
+    expect(result.requests).toBe(server.requests.length);
+    expect(log.join('\n')).toMatch(
+      /Could not tell which Mastodon-API server .* runs \(it does not say\)/,
+    );
   });
 });
 
@@ -715,14 +780,14 @@ describe('query parameters sent', () => {
     }
   });
 
-  it('platform: mastodon (server unknown): limit=40, every filter client-side', async () => {
+  it('platform: mastodon extending a file (server unknown): limit=40, every filter client-side', async () => {
     const server = await start('pleroma', 300);
-    await snapshot(server, {
-      count: '100',
-      mode: 'full',
-      platform: 'mastodon',
-      'exclude-replies': 'true',
-    });
+    const inputs = { count: '100', platform: 'mastodon', 'exclude-replies': 'true' };
+    await snapshot(server, { ...inputs, mode: 'full' });
+    server.addPosts(200);
+    server.requests.length = 0;
+    await snapshot(server, inputs);
+    expect(server.requests.some((r) => r.path.includes('nodeinfo'))).toBe(false);
     const sent = listings(server);
     expect(sent.length).toBeGreaterThan(1);
     for (const { query } of sent) {

@@ -116,6 +116,11 @@ export class TimelineServer {
    * it, the cursor's own post included: what a client sees when the server's cursor slips.
    */
   repeat = 0;
+  /**
+   * A fault: false answers nodeinfo with 404, as a server behind a proxy that does not pass
+   * /.well-known on. Every real family serves it (PROTOCOLS.md).
+   */
+  nodeinfo = true;
   url = '';
   private listRequests = 0;
   // Counted apart from `posts`: a deleted post's number (and so its id) is never reused.
@@ -343,6 +348,9 @@ export class TimelineServer {
       authorized: presented === this.token,
     });
 
+    if (!this.nodeinfo && url.pathname.includes('nodeinfo')) {
+      return this.send(res, 404, { error: 'Not found' });
+    }
     if (url.pathname === '/.well-known/nodeinfo') {
       return this.send(res, 200, {
         links: [
