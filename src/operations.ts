@@ -5,7 +5,7 @@
 import { InputError, UnsupportedError } from './errors.ts';
 import { Http } from './http.ts';
 import { type Operation, type Platform, type TokenConfig } from './config.ts';
-import { checkRequiredInputs } from './inputs.ts';
+import { checkRequiredInputs, inputsWithoutEffect } from './inputs.ts';
 import type { OperationResult } from './publish.ts';
 import { detectPlatform } from './providers/detect.ts';
 import type { Provider, ProviderContext, Software } from './providers/provider.ts';
@@ -14,6 +14,11 @@ import { providerFor } from './providers/registry.ts';
 export interface Runtime {
   mask(secret: string): void;
   log(message: string): void;
+  /**
+   * Told about inputs that have no effect on this run, once the platform is known. Only the main
+   * step listens: the post step reads the same inputs and would repeat the warnings.
+   */
+  warn?(message: string): void;
   http?: Http;
   /**
    * Wraps a refresh when `secret-name` asks for the rotated token to be written back. Given only
@@ -109,6 +114,8 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
   const provider = providerFor(platform);
   const rejected = rejection(provider, config, software);
   if (rejected) throw rejected;
+  if (runtime.warn)
+    for (const warning of inputsWithoutEffect(config, platform)) runtime.warn(warning);
   const ctx: ProviderContext = {
     http,
     instance,

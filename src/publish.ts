@@ -38,7 +38,10 @@ export interface OperationResult {
 }
 
 export interface PublishOptions {
+  /** Export `token` as this environment variable for the job's later steps. */
   exportEnv?: string;
+  /** The access token the step ends with: obtained, or validated (already masked as an input). */
+  token?: string;
 }
 
 export function publishResult(result: OperationResult, options: PublishOptions = {}): void {
@@ -63,7 +66,10 @@ export function publishResult(result: OperationResult, options: PublishOptions =
     valid: result.valid === undefined ? '' : String(result.valid),
   };
   for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value);
-  if (options.exportEnv && tokens) core.exportVariable(options.exportEnv, tokens.accessToken);
+  if (options.exportEnv && options.token) {
+    maskSecret(options.token);
+    core.exportVariable(options.exportEnv, options.token);
+  }
 }
 
 export function formatSoftware(software: Software | undefined): string {

@@ -144,6 +144,11 @@ export class TimelineServer {
    * it, the cursor's own post included: what a client sees when the server's cursor slips.
    */
   repeat = 0;
+  /**
+   * A fault: false answers nodeinfo with 404, as a server behind a proxy that does not pass
+   * /.well-known on. Every real family serves it (PROTOCOLS.md).
+   */
+  nodeinfo = true;
   url = '';
   /** Misskey flavour: the users/notes model (fanout lists, database fallback, fork). */
   readonly userNotes: MisskeyUserNotes;
@@ -396,6 +401,9 @@ export class TimelineServer {
       authorized: presented === this.token,
     });
 
+    if (!this.nodeinfo && url.pathname.includes('nodeinfo')) {
+      return this.send(res, 404, { error: 'Not found' });
+    }
     if (url.pathname === '/.well-known/nodeinfo') {
       return this.send(res, 200, {
         links: [

@@ -42,12 +42,19 @@ const MASTODON_VISIBILITY: Record<string, Visibility> = {
   direct: 'direct',
   list: 'direct',
 };
-const MISSKEY_VISIBILITY: Record<string, Visibility> = {
+/**
+ * Misskey's four levels, each the same audience as a Mastodon one: Misskey 13.9.2 addresses a
+ * `home` note to the followers with Public in cc (Mastodon's unlisted), a `followers` note to the
+ * followers only (private), and a `specified` note to the mentioned users only (direct)
+ * (packages/backend/src/core/activitypub/ApRendererService.ts, renderNote). The `visibility`
+ * input takes these names too.
+ */
+export const MISSKEY_VISIBILITY = {
   public: 'public',
   home: 'unlisted',
   followers: 'private',
   specified: 'direct',
-};
+} as const satisfies Record<string, Visibility>;
 
 type Json = Record<string, unknown>;
 
@@ -88,7 +95,7 @@ export function factsOf(family: Family, item: Json): ItemFacts {
   return {
     id,
     createdAt: str(item.createdAt),
-    visibility: MISSKEY_VISIBILITY[str(item.visibility) ?? ''],
+    visibility: (MISSKEY_VISIBILITY as Record<string, Visibility>)[str(item.visibility) ?? ''],
     isReply: typeof item.replyId === 'string',
     replyToAccount: str(reply?.userId),
     isReblog: pureRenote,
@@ -113,7 +120,9 @@ export function familyOfItem(item: Json): Family | undefined {
 export function rejectReason(facts: ItemFacts, options: FilterOptions): FilterReason | undefined {
   const allowed = VISIBILITIES.indexOf(options.visibility);
   // An unknown visibility is treated as the most private: it is never published by accident.
-  if (facts.visibility === undefined || VISIBILITIES.indexOf(facts.visibility) > allowed) {
+  // (Ranked by indexOf, so a name that reaches an object's prototype, `constructor`, is unknown.)
+  const rank = facts.visibility === undefined ? -1 : VISIBILITIES.indexOf(facts.visibility);
+  if (rank < 0 || rank > allowed) {
     return 'visibility';
   }
   if (options.excludeReplies && facts.isReply && facts.replyToAccount !== options.accountId) {

@@ -3,7 +3,7 @@
  * (`full`: to `count`; `incremental`: to the first post the file holds), filters every item
  * client-side, and writes the file atomically. Knows nothing of @actions/core.
  */
-import { InputError, UnsupportedError } from '../errors.ts';
+import { InputError, isExpectedError, UnsupportedError } from '../errors.ts';
 import { Http } from '../http.ts';
 import { detectPlatform } from '../providers/detect.ts';
 import type { Software } from '../providers/provider.ts';
@@ -60,6 +60,10 @@ export async function runSnapshot(
         `is ${family}, but ${config.path} holds ${savedFamily} items${REPLACE}`,
       );
     }
+    // A walk from the top with the server unknown asks for 40 a page and filters everything
+    // here; knowing GoToSocial (100 a page, only_public) or Pleroma halves a long walk. Without a
+    // saved item the walk is a long one, so the nodeinfo requests pay for themselves.
+    if (family === 'mastodon' && !newest) software = await probeSoftware(http, config, runtime);
   } else if (savedFamily) {
     // The file says which API wrote it; the server's exact software is not needed, because
     // without it the walk asks only for what every server of the family does right (the
@@ -130,6 +134,31 @@ export async function runSnapshot(
     filtered: walk.filtered,
     requests: http.requestCount - startRequests,
   };
+}
+
+/**
+ * The software behind a Mastodon API, from nodeinfo, or undefined when the server does not say:
+ * the walk then goes on as for a server not known, so a refusal here never fails the step.
+ */
+async function probeSoftware(
+  http: Http,
+  config: SnapshotConfig,
+  runtime: SnapshotRuntime,
+): Promise<Software | undefined> {
+  try {
+    const { platform, software } = await detectPlatform(http, config.instance);
+    runtime.log(`Detected ${software?.name ?? platform} at ${config.instance.origin}`);
+    return platform === 'mastodon' ? software : undefined;
+  } catch (error) {
+    if (!isExpectedError(error)) throw error;
+    // detectPlatform's own message ends by asking for 'platform', which this run has.
+    const why = error instanceof UnsupportedError ? 'it does not say' : error.message;
+    runtime.log(
+      `Could not tell which Mastodon-API server ${config.instance.origin} runs (${why}); ` +
+        'asking only for what every one of them does right',
+    );
+    return undefined;
+  }
 }
 
 const REPLACE = "; set 'mode: full' to replace the file, or choose another 'path'";
