@@ -10,6 +10,9 @@
  * regression fails the test rather than hanging the suite.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runAction, type ActionRun } from './harness/action.ts';
 import { startCli } from './harness/cli.ts';
 import { NetworkError } from '../src/errors.ts';
@@ -29,6 +32,18 @@ const GRACE_MS = 3000;
 const STARTUP_MS = 10_000;
 const TOKEN = 'stalled-token-0123456789abcdef';
 const CLIENT_SECRET = 'stalled-client-secret-0123456789';
+/** A public status as Mastodon serves it, trimmed to what the snapshot reads. */
+const SAVED_STATUS = {
+  id: '113406148396826700',
+  created_at: '2026-11-30T12:00:00.000Z',
+  visibility: 'public',
+  in_reply_to_id: null,
+  in_reply_to_account_id: null,
+  reblog: null,
+  media_attachments: [],
+  content: '<p>saved</p>',
+  account: { id: '113406148396826625', username: 'alice', acct: 'alice' },
+};
 
 function budgetMs(attempts: number): number {
   let ms = attempts * TIMEOUT_SECONDS * 1000;
@@ -152,9 +167,11 @@ describe.each(STALLS)('a server that %s', (stall) => {
     expect(sinceFirstByte(server, endedAt)).toBeLessThan(budgetMs(attempts) + GRACE_MS);
   });
 
-  it('snapshot (max-attempts 2) fails within its budget, naming server and endpoint', async () => {
+  it('snapshot, full walk: the nodeinfo probe (sent once) ends the step within one timeout', async () => {
     server = await startStallServer(stall);
-    const attempts = 2;
+    // With platform mastodon and no saved file, the walk first asks nodeinfo which server it is
+    // (src/snapshot/run.ts); a server that never answers that would stall the walk too.
+    const attempts = 1;
     const run = await runAction(
       'snapshot',
       {
@@ -163,18 +180,52 @@ describe.each(STALLS)('a server that %s', (stall) => {
         'access-token': TOKEN,
         path: 'statuses.json',
         'timeout-seconds': String(TIMEOUT_SECONDS),
-        'max-attempts': String(attempts),
+        'max-attempts': '2',
       },
       { timeoutMs: STARTUP_MS + budgetMs(attempts) + GRACE_MS },
     );
     const endedAt = Date.now();
     expect(run.exitCode).toBe(1);
     expect(lineStarting(run, '::error::')).toBe(
-      `::error::${server.url} GET ${stalledPath(stall, '/api/v1/accounts/verify_credentials')}: ${detailOf(stall)}`,
+      `::error::${server.url} GET ${stalledPath(stall, '/.well-known/nodeinfo')}: ${detailOf(stall)}`,
     );
     expect(run.outputs).toEqual({});
     expectAttempts(server, attempts);
     expect(sinceFirstByte(server, endedAt)).toBeLessThan(budgetMs(attempts) + GRACE_MS);
+  });
+
+  it('snapshot, incremental (max-attempts 2) fails within its budget and keeps the file', async () => {
+    server = await startStallServer(stall);
+    const attempts = 2;
+    const cwd = mkdtempSync(join(tmpdir(), 'stalls-snapshot-'));
+    // A saved status names the account, so the first request is the listing itself.
+    const saved = `${JSON.stringify([SAVED_STATUS], null, 2)}\n`;
+    writeFileSync(join(cwd, 'statuses.json'), saved);
+    try {
+      const run = await runAction(
+        'snapshot',
+        {
+          instance: server.url,
+          platform: 'mastodon',
+          'access-token': TOKEN,
+          path: 'statuses.json',
+          'timeout-seconds': String(TIMEOUT_SECONDS),
+          'max-attempts': String(attempts),
+        },
+        { cwd, timeoutMs: STARTUP_MS + budgetMs(attempts) + GRACE_MS },
+      );
+      const endedAt = Date.now();
+      expect(run.exitCode).toBe(1);
+      expect(lineStarting(run, '::error::')).toBe(
+        `::error::${server.url} GET ${stalledPath(stall, `/api/v1/accounts/${SAVED_STATUS.account.id}/statuses`)}: ${detailOf(stall)}`,
+      );
+      expect(run.outputs).toEqual({});
+      expect(readFileSync(join(cwd, 'statuses.json'), 'utf8')).toBe(saved);
+      expectAttempts(server, attempts);
+      expect(sinceFirstByte(server, endedAt)).toBeLessThan(budgetMs(attempts) + GRACE_MS);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 
   it('the CLI (--timeout 1: one attempt at the app registration) ends with exit code 1 within its budget', async () => {

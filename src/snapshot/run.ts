@@ -3,7 +3,7 @@
  * (`full`: to `count`; `incremental`: to the first post the file holds), filters every item
  * client-side, and writes the file atomically. Knows nothing of @actions/core.
  */
-import { InputError, isExpectedError, UnsupportedError } from '../errors.ts';
+import { InputError, isExpectedError, NetworkError, UnsupportedError } from '../errors.ts';
 import { Http } from '../http.ts';
 import { detectPlatform } from '../providers/detect.ts';
 import type { Software } from '../providers/provider.ts';
@@ -151,6 +151,9 @@ async function probeSoftware(
     return platform === 'mastodon' ? software : undefined;
   } catch (error) {
     if (!isExpectedError(error)) throw error;
+    // A server that took the request and never answered would stall the walk too, once per
+    // attempt: ending here keeps the step within one timeout (issue 12).
+    if (error instanceof NetworkError && error.failure === 'timeout') throw error;
     // detectPlatform's own message ends by asking for 'platform', which this run has.
     const why = error instanceof UnsupportedError ? 'it does not say' : error.message;
     runtime.log(
