@@ -14,6 +14,8 @@ import { providerFor } from './providers/registry.ts';
 export interface Runtime {
   mask(secret: string): void;
   log(message: string): void;
+  /** Warnings; default: logged like progress. */
+  warn?(message: string): void;
   http?: Http;
   /**
    * Wraps a refresh when `secret-name` asks for the rotated token to be written back. Given only
@@ -115,6 +117,7 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
     config,
     mask: runtime.mask,
     log: runtime.log,
+    warn: runtime.warn ?? runtime.log,
     software,
   };
   return { provider, ctx, software };

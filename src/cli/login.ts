@@ -312,7 +312,12 @@ async function verified(
 }
 
 function runtime(deps: LoginDeps): Runtime {
-  return { mask: deps.terminal.mask, log: deps.terminal.progress, http: deps.http };
+  return {
+    mask: deps.terminal.mask,
+    log: deps.terminal.progress,
+    warn: (message) => deps.terminal.progress(`Warning: ${message}`),
+    http: deps.http,
+  };
 }
 
 function tokenConfig(
