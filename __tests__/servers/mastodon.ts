@@ -50,6 +50,8 @@ export interface MastodonServer {
     scope?: string;
     codeChallenge?: string;
     user?: string;
+    /** A code that was exchanged already. */
+    used?: boolean;
   }): string;
   issueToken(opts?: {
     clientId?: string;
@@ -1122,13 +1124,16 @@ export async function startMastodonServer(
     issueCode(o) {
       const app = apps.get(o.clientId);
       if (!app) throw new Error('issueCode: unknown client');
-      return makeCode({
+      const value = makeCode({
         clientId: o.clientId,
         redirectUri: o.redirectUri,
         scopes: splitScopes(o.scope, app.scopes),
         userId: findUser(o.user).id,
         challenge: o.codeChallenge,
       });
+      const code = codes.get(value);
+      if (code && o.used) code.used = true;
+      return value;
     },
     issueToken(o = {}) {
       const app = o.clientId

@@ -22,8 +22,7 @@ import { parseJson, type HttpRequest, type HttpResponse } from '../http.ts';
 import type { Identity, ProviderContext } from './provider.ts';
 
 export type TokenCheck =
-  | { valid: true; identity: Identity; scope?: string }
-  | { valid: false; reason: string };
+  { valid: true; identity: Identity; scope?: string } | { valid: false; reason: string };
 
 const account = z.object({
   // Ids are strings on every server; a number here would already have lost precision.

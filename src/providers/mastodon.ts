@@ -177,20 +177,19 @@ async function tokenRequest(
 }
 
 /**
- * Pleroma and Akkoma answer HTTP 500 where other servers say 400: `bad_request` renders "Bad
- * request" for a grant no clause matches (an unknown grant type, a missing parameter), and a
- * missing or malformed code raises in Token.Utils.fix_padding, which Phoenix turns into a bare
- * 500 (o_auth_controller.ex and token/utils.ex, Pleroma 2.7.0 and Akkoma 300302d4).
+ * Pleroma and Akkoma answer HTTP 500 where other servers say 400: a missing or malformed code
+ * raises in Token.Utils.fix_padding (URI.decode, then Base.url_decode64!), which Phoenix turns
+ * into a bare 500 (token/utils.ex, Pleroma 2.7.0 and Akkoma 300302d4). The exception comes
+ * before the code is looked up, so the code is not spent.
  */
 function explainPleroma(error: unknown, grant: string): unknown {
-  if (!(error instanceof ServerError) || error.status !== 500 || error.code) return error;
-  if (error.description === 'Bad request') {
-    return withHint(
-      error,
-      'Pleroma and Akkoma answer this to a token request they cannot match: a grant type they do not have, or a missing parameter',
-    );
-  }
-  if (grant === 'authorization_code' && !error.description) {
+  if (
+    error instanceof ServerError &&
+    error.status === 500 &&
+    !error.code &&
+    !error.description &&
+    grant === 'authorization_code'
+  ) {
     return withHint(
       error,
       "Pleroma and Akkoma fail this way on a code that cannot be one of theirs (their codes are unpadded base64url): check 'code'. The code was not used; one copied whole still works",
@@ -206,7 +205,7 @@ function beyond(asked: string, granted: string): string[] {
     .split(/\s+/)
     .filter(Boolean)
     .filter((scope) => {
-      for (let s = scope; ; ) {
+      for (let s = scope; ;) {
         if (have.includes(s)) return false;
         const at = s.lastIndexOf(':');
         if (at < 0) return true;
@@ -243,5 +242,7 @@ function earlier(ctx: ProviderContext, tokens: TokenSet): Pick<TokenResult, 'kee
   ctx.warn(
     `The server answered with a token it issued at ${when}, before this request: Mastodon reuses the live token of the same app, user and scopes, and Akkoma answers an already used code with the newest token of the app and user. It may be in use elsewhere`,
   );
-  return { keepOnExit: `the server issued it at ${when}, before this step, and it may be in use elsewhere` };
+  return {
+    keepOnExit: `the server issued it at ${when}, before this step, and it may be in use elsewhere`,
+  };
 }
