@@ -394,6 +394,10 @@ export function toServerError(
   extra: { hint?: string; description?: string } = {},
 ): ServerError {
   const { code, description } = errorCodeOf(response.text);
+  const wait =
+    response.status === 429 || response.status === 503
+      ? requestedWaitMs(response.headers, response.status)
+      : undefined;
   return new ServerError({
     server: response.url.origin,
     endpoint: endpointOf(request, response.url),
@@ -401,6 +405,7 @@ export function toServerError(
     code,
     description: extra.description ?? description ?? describeBody(response),
     hint: extra.hint,
+    retryAt: wait === undefined ? undefined : new Date(Date.now() + wait),
   });
 }
 

@@ -188,8 +188,9 @@ export interface MastodonServerOptions {
    * Mastodon: Rack::Attack's `throttle_oauth_application_registrations/ip`, 5 registrations per
    * 10 minutes from one address (config/initializers/rack_attack.rb, v4.5.15). Off by default:
    * the tests' many logins all come from 127.0.0.1, which no real server sees from one person.
+   * A test may set its own window, to know how far its end is.
    */
-  throttleAppRegistrations?: boolean;
+  throttleAppRegistrations?: boolean | { limit: number; periodSeconds: number };
 }
 
 export async function startMastodonServer(
@@ -359,19 +360,22 @@ export async function startMastodonServer(
     if (flavour === 'mastodon' && opts.throttleAppRegistrations) {
       // Rack::Attack counts in fixed windows keyed by (epoch seconds / period), throttled
       // requests included, and Mastodon's throttled_responder reports the window's end.
-      const period = 600;
+      const { limit, periodSeconds: period } =
+        opts.throttleAppRegistrations === true
+          ? { limit: 5, periodSeconds: 600 }
+          : opts.throttleAppRegistrations;
       const now = Date.now() / 1000;
       const window = Math.floor(now / period);
       const count = (registrations.get(window) ?? 0) + 1;
       registrations.set(window, count);
-      if (count > 5) {
+      if (count > limit) {
         const reset = new Date((window + 1) * period * 1000).toISOString().replace('Z', '000Z');
         return sendJson(
           res,
           429,
           { error: 'Too many requests' },
           {
-            'x-ratelimit-limit': '5',
+            'x-ratelimit-limit': String(limit),
             'x-ratelimit-remaining': '0',
             'x-ratelimit-reset': reset,
           },

@@ -224,6 +224,7 @@ export function withHint(error: ServerError, hint: string): ServerError {
     code: error.code,
     description: error.description,
     hint,
+    retryAt: error.retryAt,
   });
 }
 
