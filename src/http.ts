@@ -58,6 +58,8 @@ export interface HttpOptions {
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** Told before a wait the server asked for that is long enough to show in a log (≥ 1 s). */
+  notify?: (message: string) => void;
 }
 
 const DEFAULT_MAX_BYTES = 1024 * 1024;
@@ -79,6 +81,7 @@ export class Http {
       baseDelayMs: 500,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       random: Math.random,
+      notify: () => {},
       ...options,
     };
     this.client = new HttpClient(USER_AGENT, [], {
@@ -118,6 +121,11 @@ export class Http {
             throw toServerError(request, response, {
               hint: `The server asks to wait ${Math.ceil(asked / 1000)} s, longer than this step waits; run it again later`,
             });
+          }
+          if (asked !== undefined && asked >= 1000) {
+            this.options.notify(
+              `${response.url.origin} ${endpointOf(request, response.url)} answered HTTP ${status}; waiting ${Math.ceil(asked / 1000)} s, as it asks`,
+            );
           }
           await this.options.sleep(asked ?? this.backoff(attempt));
           continue;
