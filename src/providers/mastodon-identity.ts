@@ -81,7 +81,11 @@ export async function checkToken(ctx: ProviderContext, token: string): Promise<T
     if (/^invalid credentials/i.test(message)) {
       const name = await appName(ctx, token);
       return name === undefined
-        ? { valid: false, reason: UNKNOWN }
+        ? {
+            valid: false,
+            reason:
+              'the server does not accept it (revoked or unknown, or its account is not active)',
+          }
         : { valid: true, identity: { id: '', username: name, kind: 'app' } };
     }
     // Pleroma and Akkoma check scopes after the user: a user token without read:accounts.
