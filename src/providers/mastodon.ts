@@ -43,16 +43,17 @@ export const mastodonProvider: Provider = {
 
   checkInputs(operation: Operation, config: TokenConfig, software?: Software): void {
     const name = software?.name.toLowerCase();
+    const shown = software?.name ?? '';
     // Only Pleroma and Akkoma issue refresh tokens. When detection named the server, the others
     // are refused before the refresh token (or a write-back's secret) goes anywhere; otherwise
     // their answer is explained.
     if (operation === 'refresh' && name && !REFRESHING_SOFTWARE.has(name)) {
-      throw new UnsupportedError(`${software?.name ?? name} ${NO_REFRESH}`);
+      throw new UnsupportedError(`${shown} ${NO_REFRESH}`);
     }
     if (operation === 'refresh' && config.revokeOnExit && name && REFRESHING_SOFTWARE.has(name)) {
       throw new InputError(
         'revoke-on-exit',
-        `cannot be used with 'refresh' on ${software?.name ?? name}: ${REVOKE_ENDS_REFRESH}. Leave it off; the next refresh replaces the access token anyway`,
+        `cannot be used with 'refresh' on ${shown}: ${REVOKE_ENDS_REFRESH}. Leave it off; the next refresh replaces the access token anyway`,
       );
     }
     if (operation === 'revoke' && !config.accessToken) {
