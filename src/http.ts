@@ -65,6 +65,8 @@ export interface HttpOptions {
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** Told before a wait the server asked for that is long enough to show in a log (≥ 1 s). */
+  notify?: (message: string) => void;
 }
 
 const DEFAULT_MAX_BYTES = 1024 * 1024;
@@ -111,6 +113,7 @@ export class Http {
       baseDelayMs: 500,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       random: Math.random,
+      notify: () => {},
       ...options,
     };
     // Only its agent is used (proxy tunnels, no_proxy) and its user agent; requests are sent by
@@ -147,6 +150,11 @@ export class Http {
             throw toServerError(request, response, {
               hint: `The server asks to wait ${Math.ceil(asked / 1000)} s, longer than this step waits; run it again later`,
             });
+          }
+          if (asked !== undefined && asked >= 1000) {
+            this.options.notify(
+              `${response.url.origin} ${endpointOf(request, response.url)} answered HTTP ${status}; waiting ${Math.ceil(asked / 1000)} s, as it asks`,
+            );
           }
           await this.options.sleep(asked ?? this.backoff(attempt));
           continue;
@@ -453,6 +461,10 @@ export function toServerError(
   extra: { hint?: string; description?: string } = {},
 ): ServerError {
   const { code, description } = errorCodeOf(response.text);
+  const wait =
+    response.status === 429 || response.status === 503
+      ? requestedWaitMs(response.headers, response.status)
+      : undefined;
   return new ServerError({
     server: response.url.origin,
     endpoint: endpointOf(request, response.url),
@@ -460,6 +472,7 @@ export function toServerError(
     code,
     description: extra.description ?? description ?? describeBody(response),
     hint: extra.hint,
+    retryAt: wait === undefined ? undefined : new Date(Date.now() + wait),
   });
 }
 

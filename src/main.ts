@@ -26,7 +26,9 @@ export async function run(): Promise<void> {
     if (config.exportEnv && !token && result.operation === 'validate') {
       info(`${config.exportEnv} was not exported: the token is not valid`);
     }
-    if (config.revokeOnExit && result.tokens) {
+    if (config.revokeOnExit && result.tokens && result.keepOnExit) {
+      warn(`revoke-on-exit: the post step will not revoke this token: ${result.keepOnExit}`);
+    } else if (config.revokeOnExit && result.tokens) {
       saveRevokeState({
         accessToken: result.tokens.accessToken,
         platform: result.platform,

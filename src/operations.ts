@@ -15,8 +15,9 @@ export interface Runtime {
   mask(secret: string): void;
   log(message: string): void;
   /**
-   * Told about inputs that have no effect on this run, once the platform is known. Only the main
-   * step listens: the post step reads the same inputs and would repeat the warnings.
+   * Warnings, shown as such; without it they are logged like progress. Inputs that have no effect
+   * are told only when it is set (the main step): the post step reads the same inputs and would
+   * repeat those warnings.
    */
   warn?(message: string): void;
   http?: Http;
@@ -122,6 +123,7 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
     config,
     mask: runtime.mask,
     log: runtime.log,
+    warn: runtime.warn ?? runtime.log,
     software,
   };
   return { provider, ctx, software };

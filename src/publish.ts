@@ -30,6 +30,8 @@ export interface OperationResult {
   expiresAt?: Date;
   /** Set by `revoke`. */
   revoked?: boolean;
+  /** Why revoke-on-exit must leave the token alone (see TokenResult). */
+  keepOnExit?: string;
   /**
    * The step must fail although it has results to publish (the rotated refresh token could not be
    * written back): the outputs are set first, then the step fails with this message.

@@ -36,6 +36,8 @@ export interface Post {
   mention: boolean;
   reblog: boolean;
   media: boolean;
+  /** A reply whose parent was deleted (see TimelineServer.orphan). */
+  orphaned?: boolean;
 }
 
 export interface Fault {
@@ -149,6 +151,21 @@ export class TimelineServer {
    * /.well-known on. Every real family serves it (PROTOCOLS.md).
    */
   nodeinfo = true;
+  /**
+   * Mastodon: the account is suspended. Lookups still find it, marked `suspended: true`
+   * (REST::AccountSerializer), its statuses list is empty (Accounts::StatusesController
+   * load_statuses: `@account.unavailable? ? []`), and its own token gets 403 on
+   * verify_credentials (Api::BaseController#require_not_suspended!; all v4.5.15).
+   */
+  suspended = false;
+  /**
+   * Mastodon's Rack::Attack `throttle_authenticated_paging` (300 per 15 minutes per user, or per
+   * address without one; config/initializers/rack_attack.rb v4.5.15): requests that carry
+   * max_id, min_id or since_id, counted in fixed windows, throttled ones included. A test sets a
+   * small limit and window.
+   */
+  pagingLimit: { limit: number; periodSeconds: number } | undefined;
+  private readonly pagingWindows = new Map<number, number>();
   url = '';
   /** Misskey flavour: the users/notes model (fanout lists, database fallback, fork). */
   readonly userNotes: MisskeyUserNotes;
@@ -231,6 +248,20 @@ export class TimelineServer {
     return added;
   }
 
+  /**
+   * The post this one replies to is deleted. Mastodon nulls `in_reply_to_id` (a foreign key on
+   * delete nullify) but keeps `in_reply_to_account_id` and the `reply` flag, which its
+   * exclude_replies decides on (Status.without_replies, app/models/status.rb v4.5.15). Pleroma
+   * renders both ids from the parent it no longer finds, so both are null, while its
+   * exclude_replies still decides on the object's inReplyTo.
+   */
+  orphan(id: string): void {
+    const post = this.posts.find((candidate) => candidate.id === id);
+    if (!post || post.reply === 'none') throw new Error(`no reply ${id}`);
+    post.replyToId = null;
+    post.orphaned = true;
+  }
+
   /** The user deletes a post. */
   removePost(id: string): void {
     const index = this.posts.findIndex((post) => post.id === id);
@@ -259,6 +290,7 @@ export class TimelineServer {
       return { id: this.accountId, username: this.username, host: null, name: 'Alice' };
     }
     return {
+      ...(this.flavour === 'mastodon' && this.suspended ? { suspended: true } : {}),
       id: this.accountId,
       username: this.username,
       acct: this.username,
@@ -275,7 +307,13 @@ export class TimelineServer {
       created_at: post.createdAt,
       in_reply_to_id: post.replyToId,
       in_reply_to_account_id:
-        post.reply === 'self' ? this.accountId : post.reply === 'other' ? OTHER_ACCOUNT : null,
+        post.orphaned && this.flavour === 'pleroma'
+          ? null
+          : post.reply === 'self'
+            ? this.accountId
+            : post.reply === 'other'
+              ? OTHER_ACCOUNT
+              : null,
       sensitive: false,
       spoiler_text: '',
       visibility: post.visibility,
@@ -427,6 +465,33 @@ export class TimelineServer {
     return this.mastodonApi(req, res, url, presented);
   }
 
+  /** Answers 429 as Mastodon's Rack::Attack throttled_responder does, when paging is throttled. */
+  private throttled(res: ServerResponse, url: URL): boolean {
+    const paging = ['max_id', 'min_id', 'since_id', 'page'].some((key) =>
+      url.searchParams.get(key),
+    );
+    if (!this.pagingLimit || !paging) return false;
+    const { limit, periodSeconds } = this.pagingLimit;
+    const now = Date.now() / 1000;
+    const window = Math.floor(now / periodSeconds);
+    const count = (this.pagingWindows.get(window) ?? 0) + 1;
+    this.pagingWindows.set(window, count);
+    if (count <= limit) return false;
+    const reset = new Date((window + 1) * periodSeconds * 1000).toISOString();
+    this.send(
+      res,
+      429,
+      { error: 'Too many requests' },
+      {
+        'x-ratelimit-limit': String(limit),
+        'x-ratelimit-remaining': '0',
+        // Time#iso8601(6): microseconds.
+        'x-ratelimit-reset': reset.replace('Z', '000Z'),
+      },
+    );
+    return true;
+  }
+
   /** The fault in force for the listing request being served, if any. */
   private activeFault(): Fault | undefined {
     const fault = this.fault;
@@ -490,6 +555,7 @@ export class TimelineServer {
     token: string | undefined,
   ): void {
     const flavour = this.flavour;
+    if (flavour === 'mastodon' && this.throttled(res, url)) return;
     if (token !== undefined && token !== this.token) {
       return this.send(res, 401, { error: 'The access token is invalid' });
     }
@@ -497,6 +563,9 @@ export class TimelineServer {
     if (req.method !== 'GET') return this.send(res, 404, { error: 'Record not found' });
     if (url.pathname === '/api/v1/accounts/verify_credentials') {
       if (!owner) return this.send(res, 401, { error: 'The access token is invalid' });
+      if (flavour === 'mastodon' && this.suspended) {
+        return this.send(res, 403, { error: 'Your login is currently disabled' });
+      }
       return this.send(res, 200, this.account());
     }
     if (url.pathname === '/api/v1/accounts/lookup') {
@@ -527,6 +596,7 @@ export class TimelineServer {
     if (id !== this.accountId && !(flavour === 'pleroma' && id === this.username)) {
       return this.send(res, 404, { error: 'Record not found' });
     }
+    if (flavour === 'mastodon' && this.suspended) return this.send(res, 200, []);
     const p = url.searchParams;
     const truthy = (name: string) => ['true', '1'].includes(p.get(name) ?? '');
     const requested = Number(p.get('limit') ?? (flavour === 'gotosocial' ? 30 : 20));

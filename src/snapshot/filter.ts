@@ -69,12 +69,14 @@ function nonEmptyArray(value: unknown): boolean {
 export function factsOf(family: Family, item: Json): ItemFacts {
   const id = str(item.id) ?? '';
   if (family === 'mastodon') {
-    const replyTo = item.in_reply_to_id;
+    // Mastodon keeps in_reply_to_account_id (and its `reply` flag, which its exclude_replies
+    // reads) when the parent is deleted and in_reply_to_id becomes null: either marks a reply.
+    const present = (value: unknown) => value !== null && value !== undefined;
     return {
       id,
       createdAt: str(item.created_at),
       visibility: MASTODON_VISIBILITY[str(item.visibility) ?? ''],
-      isReply: replyTo !== null && replyTo !== undefined,
+      isReply: present(item.in_reply_to_id) || present(item.in_reply_to_account_id),
       replyToAccount: str(item.in_reply_to_account_id),
       isReblog: item.reblog !== null && item.reblog !== undefined,
       hasMedia: nonEmptyArray(item.media_attachments),

@@ -40,8 +40,17 @@ export async function runSnapshot(
   runtime: SnapshotRuntime,
 ): Promise<SnapshotResult> {
   if (config.accessToken) runtime.mask(config.accessToken);
+  // A long walk on Mastodon outruns its paging limit (300 requests with a cursor per 15 minutes,
+  // Rack::Attack throttle_authenticated_paging, v4.5.15): waiting for the window is the only way
+  // a full walk of more than 12 000 statuses ever completes, since a failed one keeps nothing.
   const http =
-    runtime.http ?? new Http({ timeoutMs: config.timeoutMs, maxAttempts: config.maxAttempts });
+    runtime.http ??
+    new Http({
+      timeoutMs: config.timeoutMs,
+      maxAttempts: config.maxAttempts,
+      maxRetryWaitMs: PAGING_WINDOW_MS + 60_000,
+      notify: runtime.log,
+    });
   const startRequests = http.requestCount;
   // The newest saved item, read before any request: it names the API and the account, and a
   // file that does not start as a JSON array of posts fails here at once. The rest of the file
@@ -165,6 +174,7 @@ async function probeSoftware(
 }
 
 const REPLACE = "; set 'mode: full' to replace the file, or choose another 'path'";
+const PAGING_WINDOW_MS = 15 * 60_000;
 
 /**
  * The account id from the newest item of the existing file, when the input names that same
