@@ -14,11 +14,7 @@ import { providerFor } from './providers/registry.ts';
 export interface Runtime {
   mask(secret: string): void;
   log(message: string): void;
-  /**
-   * Warnings, shown as such; without it they are logged like progress. Inputs that have no effect
-   * are told only when it is set (the main step): the post step reads the same inputs and would
-   * repeat those warnings.
-   */
+  /** Warnings, shown as such; without it they are logged like progress. */
   warn?(message: string): void;
   http?: Http;
   /**
@@ -115,8 +111,6 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
   const provider = providerFor(platform);
   const rejected = rejection(provider, config, software);
   if (rejected) throw rejected;
-  if (runtime.warn)
-    for (const warning of inputsWithoutEffect(config, platform)) runtime.warn(warning);
   const ctx: ProviderContext = {
     http,
     instance,
@@ -134,6 +128,9 @@ export async function runOperation(
   runtime: Runtime,
 ): Promise<OperationResult> {
   const { provider, ctx, software } = await resolve(config, runtime);
+  // Once the platform is known and before its requests. Here, not in resolve: the post step's
+  // revoke reads the same inputs and would repeat the warnings.
+  for (const warning of inputsWithoutEffect(config, provider.platform)) ctx.warn(warning);
   const base = { operation: config.operation, platform: provider.platform, software };
   const call = <K extends keyof Provider>(
     name: K,
