@@ -11,7 +11,7 @@ import {
   readUrl,
   type InputSource,
 } from '../inputs.ts';
-import { VISIBILITIES, type Visibility } from './filter.ts';
+import { MISSKEY_VISIBILITY, VISIBILITIES, type Visibility } from './filter.ts';
 
 export const SNAPSHOT_PLATFORMS = ['auto', 'mastodon', 'misskey'] as const;
 export type SnapshotPlatformInput = (typeof SNAPSHOT_PLATFORMS)[number];
@@ -72,7 +72,7 @@ export function parseSnapshotInputs(source: InputSource = actionInputs): Snapsho
     excludeReplies: readBoolean(source, 'exclude-replies', false),
     excludeReblogs: readBoolean(source, 'exclude-reblogs', false),
     onlyMedia: readBoolean(source, 'only-media', false),
-    visibility: readEnum(source, 'visibility', VISIBILITIES, 'public'),
+    visibility: VISIBILITY_INPUT[readEnum(source, 'visibility', VISIBILITY_NAMES, 'public')],
     path,
     mode: readEnum(source, 'mode', MODES, 'incremental'),
     timeoutMs: readNumber(source, 'timeout-seconds', { min: 1, max: 600, fallback: 30 }) * 1000,
@@ -84,6 +84,20 @@ export function parseSnapshotInputs(source: InputSource = actionInputs): Snapsho
     }),
   };
 }
+
+/** The `visibility` input: Mastodon's names, and Misskey's for the same levels. */
+const VISIBILITY_INPUT = {
+  unlisted: 'unlisted',
+  private: 'private',
+  direct: 'direct',
+  ...MISSKEY_VISIBILITY,
+} as const satisfies Record<string, Visibility>;
+const VISIBILITY_NAMES = [
+  ...VISIBILITIES,
+  'home',
+  'followers',
+  'specified',
+] as const satisfies readonly (keyof typeof VISIBILITY_INPUT)[];
 
 const NAME = /^@?([A-Za-z0-9_.-]+)(?:@([A-Za-z0-9.-]+(?::\d+)?))?$/;
 /** Mastodon snowflakes are digits; GoToSocial ids are 26-character ULIDs. */
