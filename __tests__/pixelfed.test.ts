@@ -383,4 +383,22 @@ describe('CLI login (bundle)', () => {
     expect(refreshed.exitCode).toBe(0);
     expect(refreshed.outputs.scope).toBe('read');
   });
+
+  it('--client-id without --port: league ignores a loopback port, so the listener is used on any port', async () => {
+    const client = app(['http://127.0.0.1/callback']);
+    const before = requestsTo('/api/v1/apps').length;
+    const cli = startCli(['login', server.url, '--client-id', client['client-id']], {
+      env: { FEDI_TOKEN_CLIENT_SECRET: client['client-secret'] },
+    });
+    const url = new URL(await cli.waitForUrl());
+    expect(cli.stderr).toContain('Pixelfed accepts a loopback redirect on any port');
+    expect(url.searchParams.get('redirect_uri')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+    expect((await answerAuthorize(url.href)).text).toMatch(/close this tab/);
+    const exit = await cli.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stderr).not.toMatch(/copy-paste/);
+    expect(exit.stdout).toMatch(/^FEDI_TOKEN=/m);
+    expect(exit.stdout).toMatch(/^FEDI_REFRESH_TOKEN=/m);
+    expect(requestsTo('/api/v1/apps')).toHaveLength(before);
+  });
 });
