@@ -402,3 +402,50 @@ describe('CLI login (bundle)', () => {
     expect(requestsTo('/api/v1/apps')).toHaveLength(before);
   });
 });
+
+describe('the loopback server answers as Pixelfed’s source does', () => {
+  const json = { accept: 'application/json' };
+
+  it('renders OAuth errors as 500 for JSON clients, league’s own JSON for others', async () => {
+    const client = server.registerApp();
+    const body = new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: 'def50200not-a-token',
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
+    });
+    const forJson = await fetch(`${server.url}/oauth/token`, {
+      method: 'POST',
+      body,
+      headers: json,
+    });
+    expect(forJson.status).toBe(500);
+    expect(await forJson.json()).toEqual({ error: 'The refresh token is invalid.' });
+    const plain = await fetch(`${server.url}/oauth/token`, { method: 'POST', body });
+    expect(plain.status).toBe(401);
+    expect(await plain.json()).toMatchObject({ error: 'invalid_request' });
+    const revoke = await fetch(`${server.url}/oauth/revoke`, { method: 'POST', headers: json });
+    expect(revoke.status).toBe(404);
+  });
+
+  it('validates account-statuses parameters, caps limit at 40, and reads min_id as the newest above it', async () => {
+    const { accessToken } = server.issueToken({ scopes: ['read'] });
+    const list = (query: string) =>
+      fetch(`${server.url}/api/v1/accounts/${server.alice.id}/statuses?${query}`, {
+        headers: { ...json, authorization: `Bearer ${accessToken}` },
+      });
+    expect((await list('limit=0')).status).toBe(422);
+    expect((await list('max_id=abc')).status).toBe(422);
+    const page = (await (await list('limit=100')).json()) as { id: string }[];
+    expect(page.length).toBeLessThanOrEqual(40);
+    expect((await list('limit=100')).headers.get('link')).toBeNull();
+    const oldest = server.posts[0]?.id ?? '';
+    const above = (await (await list(`min_id=${oldest}&limit=5`)).json()) as { id: string }[];
+    expect(above.map((item) => item.id)).toEqual(page.slice(0, 5).map((item) => item.id));
+    const anonymous = await fetch(`${server.url}/api/v1/accounts/verify_credentials`, {
+      headers: json,
+    });
+    expect(anonymous.status).toBe(500);
+    expect(await anonymous.json()).toEqual({ error: 'Unauthenticated.' });
+  });
+});
