@@ -77,6 +77,8 @@ describe('e2e.yml', () => {
     expect(run.failed).toBe(false);
     // Only the checkout comes from elsewhere: here the repository is the checkout.
     expect(run.notRun).toEqual([expect.stringMatching(CHECKOUT)]);
+    // Every input the workflow gives has an effect: the action warns of none.
+    expect(run.log).not.toMatch(/^::warning::/m);
 
     const checks = run.steps.at(-1);
     expect(checks?.label).toBe('Check the outputs, the exported variable and the file');
