@@ -2,17 +2,18 @@
  * What the Windows review of the code changed, tested on this machine: the rename that replaces
  * the snapshot is retried while Windows reports the file busy; a snapshot checked out with CRLF
  * line ends (Git's core.autocrlf on Windows runners) counts as unchanged when only the line ends
- * differ; a `path` ending in either separator is refused as a folder.
+ * differ; a `path` ending in either separator is refused as a folder; the tests' Node 24 is found
+ * as a binary, not npm's shell shim; GITHUB_* files written with CRLF (os.EOL there) parse.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSnapshotInputs } from '../src/snapshot/config.ts';
 import { replaceFile } from '../src/snapshot/replace-file.ts';
 import { hashFile } from '../src/snapshot/store.ts';
-import { runAction } from './harness/action.ts';
+import { node24Path, parseFileCommand, runAction } from './harness/action.ts';
 import { TimelineServer } from './servers/timeline.ts';
 
 let dir: string;
@@ -175,4 +176,18 @@ describe('snapshot path', () => {
       expect(parse(path).path).toBe(path);
     },
   );
+});
+
+describe('the runner-protocol harness', () => {
+  it('starts the node@24 binary: node/bin/node.exe on Windows, where .bin/node is a shim', () => {
+    expect(node24Path('win32')).toMatch(/[\\/]node_modules[\\/]node[\\/]bin[\\/]node\.exe$/);
+    expect(node24Path('linux')).toMatch(/[\\/]node_modules[\\/]\.bin[\\/]node$/);
+    expect(() => accessSync(node24Path(), constants.X_OK)).not.toThrow();
+  });
+
+  it('reads GITHUB_OUTPUT as @actions/core writes it on Windows (os.EOL is CRLF)', () => {
+    const delimiter = 'ghadelimiter_0f6a';
+    const text = [`token<<${delimiter}`, 'abc', delimiter, 'valid=true', ''].join('\r\n');
+    expect(parseFileCommand(text)).toEqual({ token: 'abc', valid: 'true' });
+  });
 });

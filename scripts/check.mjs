@@ -9,9 +9,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/** The node@24 dev dependency: the runtime the action's `runs.using: node24` gives the bundles. */
-const NODE24 = join(ROOT, 'node_modules', '.bin', 'node');
 const windows = process.platform === 'win32';
+/**
+ * The node@24 dev dependency: the runtime the action's `runs.using: node24` gives the bundles
+ * (on Windows, .bin/node is a shell shim; the binary is node/bin/node.exe).
+ */
+const NODE24 = windows
+  ? join(ROOT, 'node_modules', 'node', 'bin', 'node.exe')
+  : join(ROOT, 'node_modules', '.bin', 'node');
 
 class CheckFailed extends Error {}
 
@@ -22,8 +27,8 @@ function run(command, args, { env = {}, capture = false, allowFailure = false } 
     env: { ...process.env, ...env },
     stdio: capture ? ['ignore', 'pipe', 'pipe'] : 'inherit',
     encoding: 'utf8',
-    // npm is npm.cmd on Windows, which only a shell starts.
-    shell: windows && command === 'npm',
+    // npm is npm.cmd on Windows, and Node starts a .cmd only through a shell.
+    shell: windows && (command === 'npm' || command.endsWith('.cmd')),
   });
   if (result.error) throw result.error;
   if (result.status !== 0 && !allowFailure) {

@@ -12,8 +12,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-/** The node@24 dev dependency: the runtime `runs.using: node24` gives an action. */
-export const NODE24 = join(ROOT, 'node_modules', '.bin', 'node');
+/**
+ * The node@24 dev dependency: the runtime `runs.using: node24` gives an action. On Windows
+ * node_modules/.bin/node is a shell shim that spawn cannot start (there are node.cmd and
+ * node.ps1 beside it); the package's installer leaves the binary itself in node/bin/node.exe.
+ */
+export function node24Path(platform: NodeJS.Platform = process.platform): string {
+  return platform === 'win32'
+    ? join(ROOT, 'node_modules', 'node', 'bin', 'node.exe')
+    : join(ROOT, 'node_modules', '.bin', 'node');
+}
+export const NODE24 = node24Path();
 
 export type Entry = 'main' | 'post' | 'snapshot' | 'cli';
 
