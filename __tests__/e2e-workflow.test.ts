@@ -119,7 +119,7 @@ describe('e2e.yml', () => {
       if (app?.with) app.with['revoke-on-exit'] = false;
     });
     expect(run.failed).toBe(true);
-    expect(run.steps.filter((s) => s.outcome === 'failure')).toEqual([]);
+    expect(run.steps.filter((s) => s.outcome === 'failure').map((s) => s.label)).toEqual([]);
     const servers = step(run, 'servers');
     expect(servers.post?.exitCode).toBe(1);
     expect(servers.post?.log).toMatch(

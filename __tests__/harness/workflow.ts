@@ -368,7 +368,10 @@ export async function runJob(file: string, jobId: string, options: JobOptions): 
     }
     if (step.outcome === 'failure') status.failed = true;
     run.log += step.log;
-    stepContext[id] = { outputs: step.outputs, outcome: step.outcome, conclusion: step.outcome };
+    // The steps context holds only the steps with an id.
+    if (spec.id) {
+      stepContext[id] = { outputs: step.outputs, outcome: step.outcome, conclusion: step.outcome };
+    }
     context.env = { ...jobEnv };
   }
 
