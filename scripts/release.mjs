@@ -5,7 +5,7 @@
 //                                                trusted publishing (11.5.1 or later); sets the
 //                                                output dist-tag: latest, or next for a prerelease
 //   node scripts/release.mjs move-major-tag TAG  points v<major> at the released commit and pushes
-//                                                it, so `uses: OWNER/fedi-token@v1` gets the
+//                                                it, so `uses: fedi-token/fedi-token@v1` gets the
 //                                                release; a prerelease moves nothing
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
