@@ -75,7 +75,7 @@ describe('standard CLI manners (bundle)', () => {
     );
   });
 
-  it('the npm package holds the bundles, the action files and the README, and installs nothing else', () => {
+  it('the npm package holds the bundles, the action files, the README and the LICENSE, and installs nothing else', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<
       string,
       unknown
@@ -93,7 +93,14 @@ describe('standard CLI manners (bundle)', () => {
       .filter((entry) => entry.isFile())
       .map((entry) => join(relative(ROOT, entry.parentPath), entry.name));
     expect(paths.sort()).toEqual(
-      ['README.md', 'action.yml', 'package.json', 'snapshot/action.yml', ...bundles].sort(),
+      [
+        'LICENSE',
+        'README.md',
+        'action.yml',
+        'package.json',
+        'snapshot/action.yml',
+        ...bundles,
+      ].sort(),
     );
   });
 

@@ -12,7 +12,11 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+// On Windows .bin/node is a shell shim; the binary is node/bin/node.exe.
+const NODE =
+  process.platform === 'win32'
+    ? join(ROOT, 'node_modules', 'node', 'bin', 'node.exe')
+    : join(ROOT, 'node_modules', '.bin', 'node');
 const COUNT = Number(process.env.BENCH_COUNT ?? 1000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 

@@ -60,7 +60,8 @@ export function parseSnapshotInputs(source: InputSource = actionInputs): Snapsho
     );
   }
   const path = source.get('path').trim() || 'statuses.json';
-  if (path.endsWith('/') || path.includes('\0')) {
+  // Either separator: on Windows `site\` names a folder too.
+  if (/[\\/]$/.test(path) || path.includes('\0')) {
     throw new InputError('path', 'must name a file, e.g. site/statuses.json');
   }
   return {
