@@ -230,6 +230,41 @@ describe('request counts', () => {
     expect(result.requests).toBe(server.requests.length);
   });
 
+  it('GoToSocial: an empty page with a next link does not end the walk; full and incremental agree', async () => {
+    const server = await start('gotosocial', 600);
+    const hide = (posts: Post[]) => {
+      // Direct messages stand for what GoToSocial filters after its query (visibility, mutes):
+      // 250 in a row leave at least two pages of 100 rows with nothing to show.
+      for (const post of posts) post.visibility = 'direct';
+    };
+    hide(server.posts.slice(200, 450));
+    const inputs = { count: '1000', visibility: 'private' };
+    const full = await snapshot(server, { ...inputs, mode: 'full' });
+    expect(fileIds()).toEqual(expectedIds(server, { count: 1000, visibility: 'private' }));
+    // Six pages of 100 rows, two of them shown as `[]`, then the empty page without a link.
+    expect(server.requests.filter((r) => r.path.endsWith('/statuses'))).toHaveLength(7);
+
+    hide(server.addPosts(300).slice(40, 290));
+    const incremental = await snapshot(server, inputs);
+    const fresh = await snapshot(server, { ...inputs, mode: 'full', path: pathIn('fresh') });
+    expect(fileIds()).toEqual(expectedIds(server, { count: 1000, visibility: 'private' }));
+    expect(
+      readFileSync(pathIn('fresh')).equals(readFileSync(join(dir, 'out', 'statuses.json'))),
+    ).toBe(true);
+    expect(incremental.newCount).toBe(fresh.count - full.count);
+  });
+
+  it('GoToSocial: an account id it does not know lists as empty; the action says so', async () => {
+    const server = await start('gotosocial', 50);
+    await expect(
+      snapshot(server, { account: '01ARZ3NDEKTSV4RRFFQ69G5FAV', mode: 'full' }),
+    ).rejects.toThrow(
+      /GET \/api\/v1\/accounts\/01ARZ3NDEKTSV4RRFFQ69G5FAV answered HTTP 404.*No account has the id given in 'account'/,
+    );
+    await snapshot(server, { account: server.accountId, mode: 'full' });
+    expect(fileIds()).toEqual(expectedIds(server, { count: 200 }));
+  });
+
   it('stops at the end of a timeline shorter than count', async () => {
     const server = await start('mastodon', 100);
     const result = await snapshot(server, { count: '1000', mode: 'full', platform: 'mastodon' });

@@ -339,7 +339,10 @@ export async function startMastodonServer(
     created_at: '2024-01-01T00:00:00.000Z',
   });
 
-  /** Rate-limit headers as Mastodon (ISO 8601 reset) and GoToSocial (epoch seconds) send them. */
+  /**
+   * Rate-limit headers, the reset as ISO 8601 on both Mastodon and GoToSocial (GoToSocial's
+   * middleware/ratelimit.go, v0.19.2, formats it with util.FormatISO8601).
+   */
   const rateHeaders = (): Record<string, string> => {
     if (flavour === 'pleroma') return {};
     remaining = Math.max(0, remaining - 1);
@@ -347,8 +350,7 @@ export async function startMastodonServer(
     return {
       'x-ratelimit-limit': '300',
       'x-ratelimit-remaining': String(remaining),
-      'x-ratelimit-reset':
-        flavour === 'mastodon' ? new Date(reset).toISOString() : String(Math.floor(reset / 1000)),
+      'x-ratelimit-reset': new Date(reset).toISOString(),
     };
   };
 
@@ -614,21 +616,26 @@ export async function startMastodonServer(
     json(res, 400, { error: 'Invalid credentials' });
   };
 
-  /** GoToSocial passes the OAuth library's error text through: not an RFC 6749 code. */
-  const gtsBadCode = (res: ServerResponse): void =>
-    oauthError(
-      res,
-      400,
-      'invalid authorize code',
-      'Bad Request: could not get access token: invalid authorize code',
-    );
+  /**
+   * GoToSocial's token errors (internal/oauth/server.go HandleTokenRequest, v0.19.2): the OAuth
+   * library's error as `error`, its text and HelpfulAdvice as `error_description`. A code it
+   * cannot find (unknown, or deleted by its first use) surfaces as the database's no-rows error;
+   * an expired code, or one issued to another client or redirect URI, as the library's
+   * invalid_grant (server.GetAccessToken maps ErrInvalidAuthorizeCode to it).
+   */
+  const GTS_ADVICE =
+    "If you arrived at this error during a sign in/oauth flow, please try clearing your session cookies and signing in again; if problems persist, make sure you're using the correct credentials";
+  const gtsBadCode = (res: ServerResponse, missing: boolean): void => {
+    const error = missing ? 'sql: no rows in result set' : 'invalid_grant';
+    oauthError(res, 400, error, `Bad Request: could not get access token: ${error}: ${GTS_ADVICE}`);
+  };
 
   const gtsUnregisteredRedirect = (res: ServerResponse, uri: string | undefined): void =>
     oauthError(
       res,
       403,
       'invalid redirect uri',
-      `Forbidden: requested redirect URI ${uri ?? ''} was not covered by client redirect URIs`,
+      `Forbidden: requested redirect URI ${uri ?? ''} was not covered by client redirect URIs: ${GTS_ADVICE}`,
     );
 
   /**
@@ -765,9 +772,14 @@ export async function startMastodonServer(
     if (grant === 'password') return json(res, 400, { error: 'Invalid credentials' });
     if (flavour === 'pleroma') return pleromaExchange(res, app, str('code'));
 
+    // GoToSocial's manager checks the redirect URI against the app before it looks at the code
+    // (manage.Manager.GenerateAccessToken, vendored oauth2 v4 in v0.19.2).
+    if (flavour === 'gotosocial' && !app.redirectUris.includes(redirectUri ?? '')) {
+      return gtsUnregisteredRedirect(res, redirectUri);
+    }
     const code = codes.get(str('code') ?? '');
     if (!code || code.used || code.expiresAt <= Date.now() || code.clientId !== app.clientId) {
-      if (flavour === 'gotosocial') return gtsBadCode(res);
+      if (flavour === 'gotosocial') return gtsBadCode(res, !code || code.used);
       return oauthError(
         res,
         400,
@@ -775,12 +787,9 @@ export async function startMastodonServer(
         'The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.',
       );
     }
-    if (flavour === 'gotosocial' && !app.redirectUris.includes(redirectUri ?? '')) {
-      return gtsUnregisteredRedirect(res, redirectUri);
-    }
     if (!redirectMatches(redirectUri ?? '', code.redirectUri)) {
       // A registered URI that is not the code's: the library reports the code as invalid.
-      if (flavour === 'gotosocial') return gtsBadCode(res);
+      if (flavour === 'gotosocial') return gtsBadCode(res, false);
       return oauthError(
         res,
         400,
@@ -937,18 +946,41 @@ export async function startMastodonServer(
       if (owner) json(res, 200, accountJson(owner));
       return;
     }
-    // TokenAuth: no valid token → "token not supplied"; a token without a user → "user not supplied".
-    if (!found) return json(res, 401, { error: 'Unauthorized: token not supplied' });
-    if (!found.userId)
-      return json(res, 401, { error: 'Unauthorized: user not supplied or not authorized' });
-    if (!['read:accounts', 'profile'].some((s) => scopeGranted(found.scopes, s))) {
-      return json(res, 403, { error: 'This action is outside the authorized scopes' });
+    // accounts/accountverify.go: profile or read:accounts.
+    const gate = gtsTokenAuth(req, ['profile', 'read:accounts']);
+    if (gate) return json(res, gate.status, { error: gate.error });
+    json(res, 200, accountJson(findUser(found?.userId ?? undefined)));
+  };
+
+  /**
+   * GoToSocial's apiutil.TokenAuth (api/util/auth.go, v0.19.2) with token, app, user and account
+   * required: no valid token → "token not supplied"; a token without a user → "user not
+   * supplied"; then the scopes, any one of which (or a parent) will do. Undefined when it passes.
+   */
+  const gtsTokenAuth = (
+    req: IncomingMessage,
+    scopes: string[],
+  ): { status: number; error: string } | undefined => {
+    const found = liveToken(bearerToken(req));
+    if (!found) return { status: 401, error: 'Unauthorized: token not supplied' };
+    if (!found.userId) {
+      return { status: 401, error: 'Unauthorized: user not supplied or not authorized' };
     }
-    json(res, 200, accountJson(findUser(found.userId)));
+    if (!scopes.some((scope) => scopeGranted(found.scopes, scope))) {
+      return { status: 403, error: 'Forbidden: token has insufficient scope permission' };
+    }
+    return undefined;
   };
 
   const appCredentials = (req: IncomingMessage, res: ServerResponse): void => {
-    if (flavour === 'gotosocial') return json(res, 404, { error: 'Not Found' });
+    if (flavour === 'gotosocial') {
+      // No such endpoint: GET /api/v1/apps/:id takes `verify_credentials` as an app id, after
+      // TokenAuth(token, app, user, account, read:applications) (apps/appget.go, v0.19.2), and
+      // no app has that id.
+      const gate = gtsTokenAuth(req, ['read:applications']);
+      if (gate) return json(res, gate.status, { error: gate.error });
+      return json(res, 404, { error: 'Not Found' });
+    }
     if (flavour === 'pleroma') {
       // The app_api pipeline skips the user checks, but UserEnabledPlug still drops a
       // deactivated user's token, and the action only has a clause for a request with a token:
@@ -1011,8 +1043,10 @@ export async function startMastodonServer(
   };
 
   const lookup = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void => {
-    if (flavour === 'gotosocial' && !liveToken(bearerToken(req))) {
-      return json(res, 401, { error: 'Unauthorized: token not supplied' });
+    if (flavour === 'gotosocial') {
+      // accounts/lookup.go: a user token with read:accounts.
+      const gate = gtsTokenAuth(req, ['read:accounts']);
+      if (gate) return json(res, gate.status, { error: gate.error });
     }
     const acct = (query.get('acct') ?? '').replace(/^@/, '');
     const host = new URL(origin).host;

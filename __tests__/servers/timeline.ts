@@ -581,9 +581,11 @@ export class TimelineServer {
     const byId = /^\/api\/v1\/accounts\/([^/]+)$/.exec(url.pathname);
     if (byId) {
       const found = decodeURIComponent(byId[1] ?? '') === this.accountId;
-      return found
-        ? this.send(res, 200, this.account())
-        : this.send(res, 404, { error: 'Record not found' });
+      if (found) return this.send(res, 200, this.account());
+      // GoToSocial: gtserror.NewErrorNotFound without help text (processing/account/get.go).
+      return this.send(res, 404, {
+        error: flavour === 'gotosocial' ? 'Not Found' : 'Record not found',
+      });
     }
     const match = /^\/api\/v1\/accounts\/([^/]+)\/statuses$/.exec(url.pathname);
     if (!match) return this.send(res, 404, { error: 'Record not found' });
@@ -594,6 +596,9 @@ export class TimelineServer {
     const id = decodeURIComponent(match[1] ?? '');
     // Pleroma's `:id` may be a nickname.
     if (id !== this.accountId && !(flavour === 'pleroma' && id === this.username)) {
+      // GoToSocial lists an account it does not know as empty: GetAccountStatuses' no-rows
+      // error becomes an empty page in StatusesGet (processing/account/statuses.go, v0.19.2).
+      if (flavour === 'gotosocial') return this.send(res, 200, []);
       return this.send(res, 404, { error: 'Record not found' });
     }
     if (flavour === 'mastodon' && this.suspended) return this.send(res, 200, []);
@@ -643,7 +648,9 @@ export class TimelineServer {
     const headers: Record<string, string> = {};
     const first = rows[0];
     const last = rows[rows.length - 1];
-    if (first && last && shown.length > 0) {
+    // GoToSocial sets next and prev from its query's rows before filtering them
+    // (StatusesGet, v0.19.2): a page whose every row was filtered out is `[]` with both links.
+    if (first && last) {
       const origin = flavour === 'gotosocial' ? `http://${this.linkHost}` : this.url;
       const link = (cursor: string, value: string) => {
         const target = new URL(url.pathname, origin);

@@ -63,12 +63,14 @@ export async function login(options: LoginOptions, deps: LoginDeps): Promise<Log
 }
 
 /**
- * Mastodon (and its forks that keep its OAuth) match redirect URIs with Doorkeeper's
- * URIChecker.matches?, which ignores the port when both URIs are loopback IP literals (RFC 8252
- * §7.3; lib/doorkeeper/oauth/helpers/uri_checker.rb, since 2019). GoToSocial, Pleroma and Akkoma
- * compare the strings exactly.
+ * Servers that ignore the port of a loopback redirect URI (RFC 8252 §7.3). Mastodon (and its
+ * forks that keep its OAuth) match with Doorkeeper's URIChecker.matches?, which ignores it when
+ * both URIs are loopback IP literals (lib/doorkeeper/oauth/helpers/uri_checker.rb, since 2019).
+ * Pixelfed's Passport runs league/oauth2-server's RedirectUriValidator, which ignores it for
+ * http://127.0.0.1 and http://[::1] (8.5.5). GoToSocial, Pleroma and Akkoma compare the strings
+ * exactly.
  */
-const DOORKEEPER_SOFTWARE = new Set(['mastodon', 'hometown', 'glitch-soc', 'glitchsoc']);
+const PORT_FREE_LOOPBACK = new Set(['mastodon', 'hometown', 'glitch-soc', 'glitchsoc', 'pixelfed']);
 
 async function oauthLogin(
   options: LoginOptions,
@@ -80,11 +82,12 @@ async function oauthLogin(
   const scope = options.scope ?? (platform === 'mastodon' ? 'read' : undefined);
   let useOob = options.oob;
   // RFC 8252 §7.3 has generic servers accept any port on a loopback redirect. Of the
-  // Mastodon-API servers only Mastodon does; the others need the registered port.
+  // Mastodon-API servers only Mastodon and Pixelfed do; the others need the registered port.
   if (!useOob && options.clientId && options.port === undefined && platform === 'mastodon') {
-    if (software && DOORKEEPER_SOFTWARE.has(software.name.toLowerCase())) {
+    if (software && PORT_FREE_LOOPBACK.has(software.name.toLowerCase())) {
+      const name = software.name.toLowerCase() === 'pixelfed' ? 'Pixelfed' : 'Mastodon';
       terminal.progress(
-        'Mastodon accepts a loopback redirect on any port (RFC 8252 §7.3) when the app lists ' +
+        `${name} accepts a loopback redirect on any port (RFC 8252 §7.3) when the app lists ` +
           'http://127.0.0.1/callback, with or without a port, among its redirect URIs. ' +
           'If the browser says the redirect URI is not valid, the app lacks it: run again with --oob',
       );

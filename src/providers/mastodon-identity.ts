@@ -15,10 +15,15 @@
  *   for a user token without that scope. Their apps/verify_credentials answers 200 only for a live
  *   token of an app or an active user.
  * - GoToSocial answers 401 "… user not supplied …" for an app token.
+ * - Pixelfed (v0.12.6) renders what Passport's guard refuses (revoked, expired or unknown tokens,
+ *   and app tokens, which have no user) as HTTP 500 "Unauthenticated.", and answers 403 with an
+ *   empty error for a token without `read` or a user whose status is set (suspended, disabled,
+ *   being deleted); app/Exceptions/Handler.php and ApiV1Controller::verifyCredentials.
  */
 import * as z from 'zod/mini';
 import { oneLine, ServerError } from '../errors.ts';
-import { parseJson, type HttpRequest, type HttpResponse } from '../http.ts';
+import { parseJson, toServerError, type HttpRequest, type HttpResponse } from '../http.ts';
+import { claimsGrant, passportClaims } from './passport-claims.ts';
 import type { Identity, ProviderContext } from './provider.ts';
 
 export type TokenCheck =
@@ -46,9 +51,13 @@ export async function checkToken(ctx: ProviderContext, token: string): Promise<T
     method: 'GET',
     url: apiUrl(ctx, 'api/v1/accounts/verify_credentials'),
     bearer: token,
-    accept: [401, 403, 422],
+    accept: [401, 403, 422, 500],
   };
   const response = await ctx.http.send(request);
+  if (isLaravelUnauthenticated(response)) {
+    return { valid: false, reason: `${UNKNOWN}; an app token is refused the same way there` };
+  }
+  if (response.status === 500) throw toServerError(request, response);
   if (response.status === 200) {
     const data = parseJson(request, response, account);
     return {
@@ -72,6 +81,18 @@ export async function checkToken(ctx: ProviderContext, token: string): Promise<T
   }
 
   if (response.status === 403) {
+    // Pixelfed: Passport accepted the token; the controller refused it. With `read` in its own
+    // claims, only the account's status is left to refuse.
+    const claims = passportClaims(token);
+    if (claims && message === '') {
+      if (claimsGrant(claims, 'read')) {
+        return {
+          valid: false,
+          reason: 'the server refuses its account (suspended, disabled or being deleted)',
+        };
+      }
+      return { valid: true, identity: { id: '', username: '', kind: 'user' } };
+    }
     // Mastodon's require_not_suspended! and require_user!: the token stands, its account may not
     // use the API (suspended, unconfirmed, awaiting approval, disabled).
     if (/^your login is/i.test(message)) {
@@ -183,6 +204,18 @@ async function appName(ctx: ProviderContext, token: string): Promise<string | un
   const response = await ctx.http.send(request);
   if (response.status !== 200) return undefined;
   return parseJson(request, response, application).name;
+}
+
+/**
+ * Pixelfed's exception handler (app/Exceptions/Handler.php, v0.12.6) renders every exception a
+ * JSON client causes as `{"error": message}` with the exception's getStatusCode(), or 500 when it
+ * has none, as Laravel's AuthenticationException has not. Any other 500 is the server's failure.
+ */
+function isLaravelUnauthenticated(response: HttpResponse): boolean {
+  return (
+    (response.status === 401 || response.status === 500) &&
+    errorText(response) === 'Unauthenticated.'
+  );
 }
 
 /** The `error` sentence Mastodon-API servers answer with, or ''. */

@@ -1,12 +1,13 @@
 /**
- * Mastodon-API servers: Mastodon, GoToSocial, Pleroma, Akkoma and the servers that copy the API.
- * The differences that matter are in docs/servers.md; each is handled where it bites, with a
- * comment.
+ * Mastodon-API servers: Mastodon, GoToSocial, Pleroma, Akkoma, Pixelfed and the servers that copy
+ * the API. The differences that matter are in docs/servers.md; each is handled where it bites,
+ * with a comment.
  */
 import { InputError, ServerError, UnsupportedError } from '../errors.ts';
 import type { Operation, TokenConfig } from '../config.ts';
 import { checkToken } from './mastodon-identity.ts';
 import { refreshGrant, requestToken, revokeToken, withHint } from './oauth-token.ts';
+import { passportClaims } from './passport-claims.ts';
 import type {
   Provider,
   ProviderContext,
@@ -17,9 +18,22 @@ import type {
 } from './provider.ts';
 
 /** Mastodon-API servers that issue refresh tokens (nodeinfo software names). */
-const REFRESHING_SOFTWARE = new Set(['pleroma', 'akkoma']);
+const REFRESHING_SOFTWARE = new Set(['pleroma', 'akkoma', 'pixelfed']);
 const NO_REFRESH =
-  "issues no refresh tokens: its tokens never expire (only Pleroma and Akkoma refresh). Keep the access token and check it with 'operation: validate'";
+  "issues no refresh tokens: its tokens never expire (only Pleroma, Akkoma and Pixelfed refresh). Keep the access token and check it with 'operation: validate'";
+
+/**
+ * Pixelfed (v0.12.6) routes no /oauth/revoke: Laravel Passport's routes have none, and
+ * routes/web.php adds only Passport's token, authorize and token-management routes.
+ */
+const PIXELFED_NO_REVOKE =
+  'Pixelfed has no token revocation endpoint (no /oauth/revoke); revoke the app under Settings → Applications on the server';
+/**
+ * Every Pixelfed API route that takes a token is behind `auth:api` (routes/api.php, v0.12.6), and
+ * Passport's guard finds no user for a client-credentials token: the token is refused everywhere.
+ */
+const PIXELFED_NO_APP_TOKENS =
+  "Pixelfed's API accepts only user tokens: a client-credentials token is refused by every endpoint. Use 'exchange' with a code from a user's approval";
 
 /**
  * Pleroma and Akkoma revoke by deleting the token row, and the refresh token lives in that row
@@ -49,6 +63,13 @@ export const mastodonProvider: Provider = {
     // their answer is explained.
     if (operation === 'refresh' && name && !REFRESHING_SOFTWARE.has(name)) {
       throw new UnsupportedError(`${shown} ${NO_REFRESH}`);
+    }
+    if (name === 'pixelfed') {
+      if (operation === 'client-credentials') throw new UnsupportedError(PIXELFED_NO_APP_TOKENS);
+      if (operation === 'revoke') throw new UnsupportedError(PIXELFED_NO_REVOKE);
+      if (config.revokeOnExit) {
+        throw new InputError('revoke-on-exit', `cannot be honoured: ${PIXELFED_NO_REVOKE}`);
+      }
     }
     if (operation === 'refresh' && config.revokeOnExit && name && REFRESHING_SOFTWARE.has(name)) {
       throw new InputError(
@@ -92,7 +113,11 @@ export const mastodonProvider: Provider = {
     // A user token can name its owner; a token without read:accounts/profile simply cannot.
     const check = await checkToken(ctx, tokens.accessToken).catch(() => undefined);
     const identity = check?.valid && check.identity.kind === 'user' ? check.identity : undefined;
-    return { tokens, identity: identity?.username ? identity : undefined, ...earlier(ctx, tokens) };
+    return {
+      tokens: withPassportScope(tokens),
+      identity: identity?.username ? identity : undefined,
+      ...earlier(ctx, tokens),
+    };
   },
 
   async clientCredentials(ctx: ProviderContext): Promise<TokenResult> {
@@ -114,9 +139,12 @@ export const mastodonProvider: Provider = {
         auth: 'client_secret_post',
         clientId: config.clientId,
         clientSecret: config.clientSecret,
+        // No redirect_uri: no refresh grant needs one, and league/oauth2-server (Pixelfed's
+        // Passport) checks any it is given against the app's registration (AbstractGrant::
+        // validateClient, 8.5.5), refusing an app registered without the OOB URI.
         refreshToken: config.refreshToken ?? '',
-        params: { redirect_uri: config.redirectUri },
       });
+      tokens = withPassportScope(tokens);
     } catch (error) {
       if (error instanceof ServerError && error.code === 'unsupported_grant_type') {
         throw withHint(error, `This server ${NO_REFRESH}`);
@@ -132,7 +160,14 @@ export const mastodonProvider: Provider = {
   async validate(ctx: ProviderContext, accessToken: string): Promise<Validation> {
     const check = await checkToken(ctx, accessToken);
     if (!check.valid) return { valid: false, reason: check.reason };
-    return { valid: true, identity: check.identity, scope: check.scope };
+    // A Passport token (Pixelfed) carries its scopes and expiry; the server's answers name neither.
+    const claims = passportClaims(accessToken);
+    return {
+      valid: true,
+      identity: check.identity,
+      scope: check.scope ?? claims?.scopes.join(' '),
+      expiresAt: claims?.expiresAt,
+    };
   },
 
   async revoke(ctx: ProviderContext, accessToken: string): Promise<void> {
@@ -144,6 +179,12 @@ export const mastodonProvider: Provider = {
       auth: 'client_secret_post',
       clientId: config.clientId,
       clientSecret: config.clientSecret,
+    }).catch((error: unknown) => {
+      // Pixelfed answers 404 "The route oauth/revoke could not be found." (Laravel's router).
+      if (error instanceof ServerError && error.status === 404) {
+        throw withHint(error, `This server has no /oauth/revoke. ${PIXELFED_NO_REVOKE}`);
+      }
+      throw error;
     });
   },
 
@@ -246,4 +287,11 @@ function earlier(ctx: ProviderContext, tokens: TokenSet): Pick<TokenResult, 'kee
   return {
     keepOnExit: `the server issued it at ${when}, before this step, and it may be in use elsewhere`,
   };
+}
+
+/** The scopes a Passport token carries, where the token response named none (Pixelfed). */
+function withPassportScope(tokens: TokenSet): TokenSet {
+  if (tokens.scope !== undefined) return tokens;
+  const claims = passportClaims(tokens.accessToken);
+  return claims ? { ...tokens, scope: claims.scopes.join(' ') } : tokens;
 }

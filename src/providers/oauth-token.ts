@@ -186,16 +186,48 @@ export function applyClientAuth(
   }
 }
 
+/**
+ * league/oauth2-server's error messages (OAuthServerException, 8.5.5) → their error codes.
+ * Pixelfed's exception handler (app/Exceptions/Handler.php, v0.12.6) sends a JSON client only
+ * `{"error": message}`, with HTTP 500 because Passport's exception has no getStatusCode(): the
+ * message is all that tells an expired refresh token from a broken server.
+ */
+const LEAGUE_MESSAGES: Record<string, string> = {
+  'The refresh token is invalid.': 'invalid_grant',
+  'The provided authorization grant (e.g., authorization code, resource owner credentials) or refresh token is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.':
+    'invalid_grant',
+  'The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed.':
+    'invalid_request',
+  'Client authentication failed': 'invalid_client',
+  'The authorization grant type is not supported by the authorization server.':
+    'unsupported_grant_type',
+  'The requested scope is invalid, unknown, or malformed': 'invalid_scope',
+};
+
+/** The error code a token endpoint meant, where it sent none. */
+function impliedCode(error: ServerError, grant: string): string | undefined {
+  const text = error.description ?? '';
+  const league = LEAGUE_MESSAGES[text];
+  // The code grant's failures (unknown, expired, spent or PKCE-less code; another redirect URI)
+  // are all invalid_request there: for that grant it means what invalid_grant means elsewhere.
+  const codeRefused = league === 'invalid_request' && grant === 'authorization_code';
+  if (league) return codeRefused ? 'invalid_grant' : league;
+  // GoToSocial (internal/oauth/server.go, v0.19.2) passes a code it cannot find through as its
+  // database's error: HTTP 400 "sql: no rows in result set".
+  if (
+    grant === 'authorization_code' &&
+    error.status === 400 &&
+    /no rows in result set/.test(text)
+  ) {
+    return 'invalid_grant';
+  }
+  return undefined;
+}
+
 function explainTokenError(error: unknown, grant: string): unknown {
   if (error instanceof ServerError) {
-    // GoToSocial passes its OAuth library's text ("invalid authorize code") instead of a code.
-    const code =
-      error.code ??
-      (error.status === 400 && /invalid authori[sz]e code/i.test(error.description ?? '')
-        ? 'invalid_grant'
-        : undefined);
-    const hint =
-      (code && GRANT_HINTS[grant]?.[code]) || (error.code && CODE_HINTS[error.code]) || undefined;
+    const code = error.code ?? impliedCode(error, grant);
+    const hint = (code && (GRANT_HINTS[grant]?.[code] ?? CODE_HINTS[code])) || undefined;
     return hint ? withHint(error, hint) : error;
   }
   if (

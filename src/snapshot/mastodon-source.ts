@@ -1,13 +1,16 @@
 /**
- * Account statuses on Mastodon-API servers. The families differ where it matters (PROTOCOLS.md):
- * Mastodon and Pleroma cap pages at 40; GoToSocial has no cap, needs a token, filters after the
- * query so pages come back short, and writes its own configured host into Link URLs. When the
- * family is not known (`platform: mastodon` skips detection), only what is right on all of them
- * is asked for, and the rest is done here.
+ * Account statuses on Mastodon-API servers. The families differ where it matters
+ * (docs/servers.md): Mastodon and Pleroma cap pages at 40; GoToSocial has no cap, needs a token,
+ * filters after the query so pages come back short (or empty, with a `next` link), and writes its
+ * own configured host into Link URLs; Pixelfed caps at 40, sends no Link header, lists only
+ * top-level photo and video posts, and has no accounts/lookup. When the family is not known
+ * (`platform: mastodon` skips detection), only what is right on all of them is asked for, and the
+ * rest is done here.
  */
 import * as z from 'zod/mini';
 import { ServerError } from '../errors.ts';
 import {
+  parseJson,
   toServerError,
   type Http,
   type HttpRequest,
@@ -19,7 +22,7 @@ import { compareIds, VISIBILITIES, type Visibility } from './filter.ts';
 import { pageItems } from './page.ts';
 import type { Json, TimelineSource } from './source.ts';
 
-export type MastodonFlavour = 'mastodon' | 'gotosocial' | 'pleroma' | 'unknown';
+export type MastodonFlavour = 'mastodon' | 'gotosocial' | 'pleroma' | 'pixelfed' | 'unknown';
 
 /** Pages are bodies held in memory one at a time; 8 MiB fits 100 statuses with room to spare. */
 export const LIST_MAX_BYTES = 8 * 1024 * 1024;
@@ -28,6 +31,8 @@ const PAGE_SIZE: Record<MastodonFlavour, number> = {
   pleroma: 40,
   // No server cap; 100 keeps each body (and memory) small while needing few requests.
   gotosocial: 100,
+  // ApiV1Controller::accountStatusesById (Pixelfed v0.12.6) lowers a larger limit to 40.
+  pixelfed: 40,
   // Within every cap; GoToSocial's default without a limit would be 30.
   unknown: 40,
 };
@@ -40,6 +45,7 @@ const FLAVOURS: Record<string, MastodonFlavour> = {
   gotosocial: 'gotosocial',
   pleroma: 'pleroma',
   akkoma: 'pleroma',
+  pixelfed: 'pixelfed',
 };
 
 /** Other software with a Mastodon API (Friendica, Takahe, …) is treated as unknown too. */
@@ -98,7 +104,9 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
     // threads too, GoToSocial's keeps a self-reply only when it mentions nobody, and an unknown
     // server may be either; there, replies are filtered here.
     if (options.excludeReplies && flavour === 'mastodon') query.exclude_replies = 'true';
-    if (options.excludeReblogs) query.exclude_reblogs = 'true';
+    // Pixelfed leaves replies and boosts out in its query whatever is asked (whereNull
+    // in_reply_to_id, whereNull reblog_of_id): it is sent neither flag.
+    if (options.excludeReblogs && flavour !== 'pixelfed') query.exclude_reblogs = 'true';
     if (options.onlyMedia) query.only_media = 'true';
     if (flavour === 'gotosocial' && options.visibility === 'public') query.only_public = 'true';
     if (flavour === 'pleroma') {
@@ -110,9 +118,62 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
 
   /**
    * Short pages end the walk only where the server is known to fill pages in its query; anywhere
-   * else (GoToSocial, or a server not known) only an empty page or a missing `next` link does.
+   * else (GoToSocial; Pixelfed, which drops after its query the posts it cannot load; a server
+   * not known) only an empty page or a missing `next` link does.
    */
   const shortPageEnds = flavour === 'mastodon' || flavour === 'pleroma';
+
+  /**
+   * GoToSocial answers an account id it does not know with an empty list, not a 404
+   * (GetAccountStatuses' no-rows error becomes an empty page in StatusesGet, v0.19.2). An id
+   * given as input and an empty first page: one request tells a typo from an account without
+   * posts. A token that may not read accounts (403) leaves the question open.
+   */
+  async function checkAccountExists(accountId: string): Promise<void> {
+    if (flavour !== 'gotosocial' || options.account.kind !== 'id') return;
+    const request: HttpRequest = {
+      method: 'GET',
+      url: new URL(`api/v1/accounts/${encodeURIComponent(accountId)}`, base),
+      bearer: accessToken,
+      accept: [403],
+    };
+    await http.send(request).catch((error: unknown) => {
+      if (error instanceof ServerError && error.status === 404) {
+        throw new ServerError({
+          server: error.server,
+          endpoint: error.endpoint,
+          status: error.status,
+          code: error.code,
+          description: error.description,
+          hint: `No account has the id given in 'account' (${accountId}); GoToSocial lists an unknown account as empty`,
+        });
+      }
+      throw error;
+    });
+  }
+
+  /**
+   * Pixelfed has no /api/v1/accounts/lookup (routes/api.php, v0.12.6: the path is taken as an
+   * account id and answers 404). Its own GET /api/v1.1/accounts/username/{username} finds local
+   * names and known remote ones (`user@host`, stored as `@user@host`), answering `[]` for a name
+   * it does not know (ApiV1Dot1Controller::accountUsernameToId).
+   */
+  async function pixelfedAccountId(username: string, host: string | undefined): Promise<string> {
+    const local = !host || host === base.host.toLowerCase();
+    const name = local ? username : `${username}@${host}`;
+    const request: HttpRequest = {
+      method: 'GET',
+      url: new URL(`api/v1.1/accounts/username/${encodeURIComponent(name)}`, base),
+      bearer: accessToken,
+    };
+    const response = await http.send(request);
+    const found = z.safeParse(accountSchema, parseJson(request, response, z.unknown()));
+    if (found.success) return found.data.id;
+    throw toServerError(request, response, {
+      description: `no account named ${name}`,
+      hint: "Check 'account', or give the account's id",
+    });
+  }
 
   return {
     family: 'mastodon',
@@ -128,6 +189,8 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
           url: new URL('api/v1/accounts/verify_credentials', base),
           bearer: accessToken,
         };
+      } else if (flavour === 'pixelfed') {
+        return pixelfedAccountId(account.username, account.host);
       } else {
         const local = !account.host || account.host === base.host.toLowerCase();
         request = {
@@ -171,10 +234,18 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
       for (;;) {
         const { response, items } = await get(path, { ...filters(), max_id: maxId });
         yield items;
-        if (items.length === 0) return;
         const links = parseLinks(response.headers.link);
         let next: string | undefined;
-        if (links) {
+        if (items.length === 0) {
+          // GoToSocial links the next page whenever its query found statuses, also when its
+          // visibility and mute filters then left none of them (StatusesGet, v0.19.2): only a
+          // missing `next` ends the walk there. Elsewhere an empty page has no `next`.
+          next = links?.get('next')?.searchParams.get('max_id') ?? undefined;
+          if (!next) {
+            if (maxId === undefined) await checkAccountExists(accountId);
+            return;
+          }
+        } else if (links) {
           // Only the cursor is taken from the Link: its host may be the server's configured one,
           // not the address this step was given.
           const url = links.get('next');
