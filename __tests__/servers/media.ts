@@ -323,6 +323,8 @@ export class MediaLibrary implements MediaCatalog {
   private readonly cache = new Map<string, LibraryAttachment[]>();
   /** GoToSocial fileserver paths → the bucket paths they redirect to. */
   private readonly fileserver = new Map<string, string>();
+  /** Attachment URLs → where their bytes are stored. */
+  private readonly byUrl = new Map<string, LibraryFile>();
 
   constructor(cdn: MediaServer) {
     this.cdn = cdn;
@@ -340,6 +342,11 @@ export class MediaLibrary implements MediaCatalog {
     return made;
   }
 
+  /** Where an attachment URL's bytes are stored; the bytes are read from the media server. */
+  at(url: string): LibraryFile | undefined {
+    return this.byUrl.get(url);
+  }
+
   contentWarning(post: Post): string {
     return post.media && post.index % 20 === 10 ? `Spiders, post ${post.index}` : '';
   }
@@ -355,13 +362,17 @@ export class MediaLibrary implements MediaCatalog {
     const described = (i + n) % 7 !== 3;
     const store = (name: string, file: MediaFile): LibraryFile => {
       const path = `/${flavour}/${id}/${name}`;
-      const url = this.cdn.put(path, file);
-      if (flavour !== 'gotosocial') return { path, url, file };
-      // GoToSocial links its own fileserver, which redirects to the bucket.
-      const size = name.startsWith('small') ? 'small' : 'original';
-      const served = `/fileserver/01ACCOUNT/attachment/${size}/${id}${name.slice(name.lastIndexOf('.'))}`;
-      this.fileserver.set(served, path);
-      return { path, url: instance + served, file };
+      let url = this.cdn.put(path, file);
+      if (flavour === 'gotosocial') {
+        // GoToSocial links its own fileserver, which redirects to the bucket.
+        const size = name.startsWith('small') ? 'small' : 'original';
+        const served = `/fileserver/01ACCOUNT/attachment/${size}/${id}${name.slice(name.lastIndexOf('.'))}`;
+        this.fileserver.set(served, path);
+        url = instance + served;
+      }
+      const stored = { path, url, file };
+      this.byUrl.set(url, stored);
+      return stored;
     };
     const preview = store('small.png', { body: picture(i, n + 3, 24, 18), type: 'image/png' });
     if (kind === 'image') {
