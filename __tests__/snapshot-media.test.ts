@@ -20,7 +20,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLeaks, NODE24, ROOT, runAction, type ActionRun } from './harness/action.ts';
-import { MediaLibrary, MediaServer, type MediaFault } from './servers/media.ts';
+import { MediaLibrary, MediaServer } from './servers/media.ts';
 import { startConnectProxy, startTlsFront } from './servers/tls.ts';
 import { TimelineServer, type Flavour, type Post } from './servers/timeline.ts';
 
