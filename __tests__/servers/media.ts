@@ -315,7 +315,7 @@ export interface LibraryAttachment {
 
 /**
  * Which attachments a post with media has, by its number: 1 picture, 2 pictures, a short video
- * (gifv on Mastodon) with a picture preview, or a sound without one. Every 20th post from the
+ * (gifv on Mastodon) with a picture preview, or a sound without one. Every 15th post from the
  * 10th carries a content warning; every 7th attachment has no alt text.
  */
 export class MediaLibrary implements MediaCatalog {
@@ -348,7 +348,7 @@ export class MediaLibrary implements MediaCatalog {
   }
 
   contentWarning(post: Post): string {
-    return post.media && post.index % 20 === 10 ? `Spiders, post ${post.index}` : '';
+    return post.media && post.index % 15 === 10 ? `Spiders, post ${post.index}` : '';
   }
 
   private make(
