@@ -203,7 +203,7 @@ export class Downloader {
       await pipeline(
         response,
         meter,
-        createWriteStream(request.file, { flags: 'wx', flush: true }),
+        createWriteStream(request.file, { flags: 'wx' }),
         { signal: controller.signal },
       );
       return { ok: { bytes, contentType, md5: hash?.digest('hex'), url } };

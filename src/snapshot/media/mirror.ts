@@ -13,7 +13,7 @@
  * and tried again on the next run. Nothing new costs no request: a file on disk is never fetched
  * again, and a JSON that already says everything is not rewritten.
  */
-import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Downloader } from '../../download.ts';
 import { isExpectedError, ServerError } from '../../errors.ts';
@@ -44,6 +44,7 @@ import {
 
 /** Downloads at once: enough to hide a CDN's latency, few enough to be polite to an instance. */
 export const MEDIA_CONCURRENCY = 4;
+const SYNC_CONCURRENCY = 16;
 /** Failures reported as warnings; the rest go to the log, counted in one last warning. */
 const WARNINGS = 10;
 
@@ -165,6 +166,7 @@ export class MediaMirror {
     let downloaded = 0;
     let downloadedBytes = 0;
     const failures: { job: Job; error: Error }[] = [];
+    const written: string[] = [];
     if (jobs.size > 0) {
       for (const stem of jobs.keys()) if (!this.claims.has(stem)) this.claims.set(stem, {});
       await writeClaims(this.folder, claimsText(this.snapshot, this.claims));
@@ -177,6 +179,7 @@ export class MediaMirror {
           try {
             const file = await this.fetch(downloader, job, options.allowHttp);
             have.set(job.stem, file);
+            written.push(join(this.folder, file.name));
             downloaded++;
             downloadedBytes += file.bytes;
           } catch (error) {
@@ -188,6 +191,10 @@ export class MediaMirror {
         downloader.close();
       }
     }
+
+    // The new files reach the disk before the JSON that names them does (the JSON is synced
+    // too): synced together here rather than one by one, which costs a journal commit each.
+    await pool(written, SYNC_CONCURRENCY, syncFile);
 
     // Pass 2: the JSON, with `local` where a file arrived and without it where none did.
     let rewrote = false;
@@ -384,6 +391,15 @@ export class MediaMirror {
 }
 
 let sequence = 0;
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 function posix(path: string): string {
   return path.split(sep).join('/');
