@@ -200,12 +200,9 @@ export class Downloader {
         },
       });
       writing = true;
-      await pipeline(
-        response,
-        meter,
-        createWriteStream(request.file, { flags: 'wx' }),
-        { signal: controller.signal },
-      );
+      await pipeline(response, meter, createWriteStream(request.file, { flags: 'wx' }), {
+        signal: controller.signal,
+      });
       return { ok: { bytes, contentType, md5: hash?.digest('hex'), url } };
     } catch (error) {
       if (writing) await unlink(request.file).catch(() => undefined);
