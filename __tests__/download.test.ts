@@ -94,7 +94,7 @@ describe('Downloader', () => {
     expect(http.requestCount).toBe(1);
   });
 
-  it('refuses plain http before any request unless the instance is loopback, and never to other hosts', async () => {
+  it('refuses plain http unless the instance is loopback (never to other hosts), and URLs with credentials, before any request to them', async () => {
     const refused = await failure(downloader.download(request('/a.png', { allowHttp: false })));
     expect(refused).toBeInstanceOf(NetworkError);
     expect(refused.message).toMatch(/refused plain http: media is fetched over https only/);
@@ -108,6 +108,17 @@ describe('Downloader', () => {
     expect(ftp.message).toMatch(/refused a "ftp:" URL/);
     expect(cdn.requests).toEqual([]);
     expect(http.requestCount).toBe(0);
+
+    const userinfo = new URL('/a.png', cdn.url);
+    userinfo.username = 'user';
+    userinfo.password = 'secret';
+    cdn.fault('/moved.png', { kind: 'redirect', location: userinfo.href });
+    const withCredentials = await failure(downloader.download(request('/moved.png')));
+    expect(withCredentials.message).toBe(
+      `${cdn.url} GET /a.png: refused a URL with a user name or password in it`,
+    );
+    expect(cdn.requests.map((r) => r.path)).toEqual(['/moved.png']);
+    expect(http.requestCount).toBe(1);
   });
 
   it('refuses an answer announced larger than the cap without reading it', async () => {

@@ -243,6 +243,8 @@ export class Downloader {
 
 /** Why a URL may not be fetched, or undefined when it may. */
 function refuse(url: URL, allowHttp: boolean): string | undefined {
+  // Node would send them as Basic credentials.
+  if (url.username || url.password) return 'refused a URL with a user name or password in it';
   if (url.protocol === 'https:') return undefined;
   if (url.protocol === 'http:') {
     if (allowHttp && LOOPBACK_HOSTS.test(url.hostname)) return undefined;

@@ -158,7 +158,7 @@ export class MediaMirror {
       if (!this.claims.has(job.stem) && foreign.has(job.stem)) {
         jobs.delete(job.stem);
         reports.push(
-          `a file not written by this action has the name this attachment's file would get in ${this.config.path}`,
+          `Media of post ${job.post}: a file not written by this action has the name its file would get in ${this.config.path}; it has no local copy`,
         );
       }
     }
@@ -378,7 +378,7 @@ export class MediaMirror {
         ({ job, error }) =>
           `Media of post ${job.post}: ${error.message}. It has no local copy; the next run tries again`,
       ),
-      ...collisions.map((text) => `Media: ${text}; it has no local copy`),
+      ...collisions,
     ];
     lines.slice(0, WARNINGS).forEach((line) => runtime.warn(line));
     lines.slice(WARNINGS).forEach((line) => runtime.log(line));
