@@ -175,6 +175,8 @@ describe('media mirror (runner protocol)', () => {
     expect(first.exitCode).toBe(0);
     const list = items();
     const named = checkMirror(r, list);
+    // Everything the mirror keeps is inside media-path: nothing else beside the JSON.
+    expect(readdirSync(join(cwd, 'site')).sort()).toEqual(['media', 'statuses.json']);
     const all = attachments(list);
     expect(all).toHaveLength(
       kept(r)
@@ -400,6 +402,16 @@ describe('media mirror (runner protocol)', () => {
     expect(next.outputs).toMatchObject({ 'media-new': '3', 'media-failed': '0' });
     expect(warnings(next)).toEqual([]);
     expect(attachments(items()).every((a) => a.local)).toBe(true);
+    checkMirror(r);
+  });
+
+  it('downloads four files at a time, never more', async () => {
+    const r = await rig('mastodon');
+    r.cdn.latencyMs = 100;
+    const run = await snapshot(r, { 'media-size': 'both', count: '60' });
+    expect(run.exitCode).toBe(0);
+    expect(r.cdn.requests.length).toBeGreaterThan(12);
+    expect(r.cdn.maxInFlight).toBe(4);
     checkMirror(r);
   });
 

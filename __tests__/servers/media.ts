@@ -70,6 +70,9 @@ export class MediaServer {
   /** Added before every answer, as a distant CDN would. */
   latencyMs = 0;
   readonly requests: MediaRequest[] = [];
+  /** Requests being answered now, and the most there ever were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   private readonly files = new Map<string, MediaFile>();
   private readonly faults = new Map<string, { fault: MediaFault; left: number }>();
   private readonly sockets = new Set<Socket>();
@@ -136,7 +139,9 @@ export class MediaServer {
       abandoned: false,
     };
     this.requests.push(record);
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
     res.on('close', () => {
+      this.inFlight--;
       if (!res.writableFinished) record.abandoned = true;
     });
     const write = (chunk: Buffer): boolean => {
