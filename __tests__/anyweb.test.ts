@@ -350,8 +350,18 @@ describe('validate', () => {
     });
     expect(server.requests.at(-1)).toMatchObject({
       path: '/oauth/userInfo',
-      body: { appid: app.appid, unionid, accessToken: token },
+      body: { appid: app.appid, unionid, accessToken: token, scopes: ['baseInfo'] },
     });
+    // Asked for baseInfo only: no real-name answer, so nothing billed (the user granted
+    // identity and is verified, so an answer to a call without `scopes` would be).
+    expect(server.billed).toBe(0);
+    const unscoped = await fetch(`${server.url}/oauth/userInfo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ appid: app.appid, secret: app.secret, accessToken: token, unionid }),
+    });
+    expect(await unscoped.json()).toMatchObject({ code: 1000, data: { level: 1 } });
+    expect(server.billed).toBe(1);
 
     server.deauthorize(app.appid, unionid);
     const withdrawn = await run(server, inputs);

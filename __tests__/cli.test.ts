@@ -75,7 +75,7 @@ describe('standard CLI manners (bundle)', () => {
     );
   });
 
-  it('the npm package holds the bundles, the action files and the README, and installs nothing else', () => {
+  it('the npm package holds the bundles, the action files, the README and the LICENSE, and installs nothing else', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<
       string,
       unknown
@@ -93,7 +93,14 @@ describe('standard CLI manners (bundle)', () => {
       .filter((entry) => entry.isFile())
       .map((entry) => join(relative(ROOT, entry.parentPath), entry.name));
     expect(paths.sort()).toEqual(
-      ['README.md', 'action.yml', 'package.json', 'snapshot/action.yml', ...bundles].sort(),
+      [
+        'LICENSE',
+        'README.md',
+        'action.yml',
+        'package.json',
+        'snapshot/action.yml',
+        ...bundles,
+      ].sort(),
     );
   });
 
@@ -153,8 +160,8 @@ describe('waiting for the approval (bundle)', () => {
     const cli = startCli(['login', server.url, '--platform', 'mastodon', '--timeout', '1']);
     await cli.waitForUrl();
     const exit = await cli.exited;
-    // No process.exit() on this path: an open listener or socket would keep the CLI running
-    // until the harness kills it (signal SIGKILL, code null).
+    // Not killed by the harness (signal SIGKILL, code null). The CLI ends its process once done
+    // (src/end-process.ts), so whether the listener was closed is checked in process, below.
     expect(exit.signal).toBeNull();
     expect(exit.code).toBe(EXIT.timeout);
     expect(exit.stderr).toMatch(/No approval arrived within 1 s \(--timeout\); nothing was stored/);
@@ -1026,6 +1033,16 @@ describe('pieces', () => {
     expect(terminal.redact('a tok-123 b line-two c line-one')).toBe('a *** b *** c ***');
   });
 
+  it('caps each request at --timeout when that is shorter than 30 s', () => {
+    const requestTimeout = (timeout: string): number | undefined => {
+      const command = parseCommand(['login', 'https://a.example', '--timeout', timeout], {});
+      return command.kind === 'login' ? command.options.requestTimeoutMs : undefined;
+    };
+    expect(requestTimeout('5')).toBe(5_000);
+    expect(requestTimeout('30')).toBe(30_000);
+    expect(requestTimeout('600')).toBe(30_000);
+  });
+
   it('takes the client secret from FEDI_TOKEN_CLIENT_SECRET, only with --client-id', () => {
     const env = { FEDI_TOKEN_CLIENT_SECRET: 'from-env' };
     const withId = parseCommand(['login', 'https://a.example', '--client-id', 'id1'], env);
@@ -1047,6 +1064,7 @@ describe('pieces', () => {
       gh: true,
       prefix: 'SITE',
       timeoutMs: 300_000,
+      requestTimeoutMs: 30_000,
       oob: false,
       json: false,
     });

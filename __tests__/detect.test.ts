@@ -65,9 +65,10 @@ describe('detectPlatform', () => {
     ['pleroma', undefined, 'mastodon', { name: 'pleroma', version: '2.7.0' }],
     [
       'sharkey',
-      '3.0.0 (compatible; Sharkey 2025.2.3)',
+      // Sharkey's mastodon/endpoints/instance.ts (develop 3d13024828) writes this exact form.
+      '3.0.0 (compatible; Sharkey 2025.5.2-dev; like Akkoma)',
       'misskey',
-      { name: 'sharkey', version: '2025.2.3' },
+      { name: 'sharkey', version: '2025.5.2-dev' },
     ],
   ] as const)(
     'without nodeinfo, reads /api/v1/instance (%s)',

@@ -188,7 +188,7 @@ describe('timeouts and resets', () => {
     expect(run.exitCode).toBe(1);
     expect(count(TOKEN_PATH)).toBe(1);
     expect(errorLine(run)).toMatch(
-      /POST \/oauth\/token: the answer stalled for 1 s\..*may already have used the code/,
+      /POST \/oauth\/token: the answer stalled: not complete within 1 s\..*may already have used the code/,
     );
     expectClean(run);
   });

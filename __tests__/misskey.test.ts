@@ -134,6 +134,41 @@ describe('the loopback Misskey itself', () => {
     expect(await getCheck.json()).toMatchObject({ error: { code: 'UNKNOWN_API_ENDPOINT' } });
     const postCheck = await post(`/api/miauth/${randomUUID()}/check`);
     expect(await postCheck.json()).toEqual({ ok: false });
+    // The catch-all is a GET route: a POST to an unknown endpoint meets Fastify's own 404.
+    const unknownPost = await post('/api/no/such/endpoint');
+    expect(unknownPost.status).toBe(404);
+    expect(await unknownPost.json()).toEqual({
+      message: 'Route POST:/api/no/such/endpoint not found',
+      error: 'Not Found',
+      statusCode: 404,
+    });
+    const bad = await post('/api/i', { authorization: 'Bearer nope' });
+    expect(bad.headers.get('www-authenticate')).toContain('error="invalid_token"');
+  });
+
+  it('keeps every permission app/create is given, and refuses app tokens on kind-less endpoints', async () => {
+    const response = await fetch(`${server.url}/api/app/create`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'x',
+        description: '',
+        permission: ['notes-write', 'read:made-up'],
+      }),
+    });
+    // app/create.ts only rewrites the old spelling; nothing is dropped.
+    expect(await response.json()).toMatchObject({ permission: ['write:notes', 'read:made-up'] });
+    server.addEndpoint('i/web-only', { requireCredential: true, handler: () => ({ ok: true }) });
+    const token = server.issueToken('web_only_user', ['read:account']);
+    const refused = await fetch(`${server.url}/api/i/web-only`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ i: token }),
+    });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({
+      error: { code: 'PERMISSION_DENIED', kind: 'permission' },
+    });
   });
 });
 

@@ -113,8 +113,8 @@ describe('snapshot action (runner protocol)', () => {
       changed: 'true',
     });
     expect(first.masks).toContain(mastodon.token);
-    // `platform: mastodon` alone does not say which server: every visibility comes back and is
-    // filtered here.
+    // A walk from the top reads nodeinfo first (two requests), even with `platform: mastodon`.
+    // Mastodon has no only_public: every visibility comes back and is filtered here.
     const served = [...mastodon.posts].reverse();
     const visible = (post: Post) =>
       post.visibility === 'public' ? undefined : 'not visible enough';
@@ -127,7 +127,7 @@ describe('snapshot action (runner protocol)', () => {
       'Filtered out': walk.filtered,
       'In the file': '300',
       Changed: 'yes',
-      Requests: String(1 + Math.ceil(walk.fetched / 40)),
+      Requests: String(2 + 1 + Math.ceil(walk.fetched / 40)),
       Newest: walk.kept[0]?.createdAt,
       Oldest: walk.kept[299]?.createdAt,
     });
@@ -316,6 +316,21 @@ describe('snapshot action (runner protocol)', () => {
     ).toBe(true);
     expect(run.outputs.count).toBe('250');
     expect(run.summary).toContain('misskey');
+  });
+
+  it("Misskey's visibility names through the bundle: followers keeps what private keeps", async () => {
+    const run = await snapshot(misskey, { count: '200', visibility: 'followers', mode: 'full' });
+    expect(run.exitCode).toBe(0);
+    const notes = JSON.parse(file().toString()) as { id: string; visibility: string }[];
+    const expected = [...misskey.posts]
+      .reverse()
+      .filter((post) => ['public', 'unlisted', 'private'].includes(post.visibility))
+      .slice(0, 200);
+    expect(notes.map((note) => note.id)).toEqual(expected.map((post) => post.id));
+    // The server's own names are kept in the file: the input's name only chose the level.
+    expect(new Set(notes.map((note) => note.visibility))).toEqual(
+      new Set(['public', 'home', 'followers']),
+    );
   });
 
   it('a wrong token fails with the server and status, and stays masked', async () => {

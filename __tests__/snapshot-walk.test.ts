@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { InputError, NetworkError, ServerError } from '../src/errors.ts';
 import { Http } from '../src/http.ts';
 import { parseSnapshotInputs, readAccount } from '../src/snapshot/config.ts';
+import { factsOf, rejectReason } from '../src/snapshot/filter.ts';
 import { runSnapshot, type SnapshotResult } from '../src/snapshot/run.ts';
 import { readItems } from '../src/snapshot/store.ts';
 import { TimelineServer, type Flavour, type Post } from './servers/timeline.ts';
@@ -182,7 +183,7 @@ describe.each(['mastodon', 'gotosocial', 'pleroma', 'misskey'] as const)('%s', (
 });
 
 describe('request counts', () => {
-  it('Mastodon: ⌈count / 40⌉ pages plus one account lookup', async () => {
+  it('Mastodon: two nodeinfo requests, ⌈count / 40⌉ pages and one account lookup', async () => {
     const server = await start('mastodon');
     const result = await snapshot(server, {
       count: '1000',
@@ -190,7 +191,8 @@ describe('request counts', () => {
       platform: 'mastodon',
       visibility: 'direct',
     });
-    expect(result.requests).toBe(25 + 1);
+    expect(result.requests).toBe(2 + 25 + 1);
+    expect(server.requests.filter((r) => r.path.includes('nodeinfo'))).toHaveLength(2);
     expect(server.requests.every((r) => !('limit' in r.query) || r.query.limit === '40')).toBe(
       true,
     );
@@ -232,7 +234,71 @@ describe('request counts', () => {
     const server = await start('mastodon', 100);
     const result = await snapshot(server, { count: '1000', mode: 'full', platform: 'mastodon' });
     expect(fileIds()).toEqual(expectedIds(server, { count: 1000 }));
-    expect(result.requests).toBeLessThanOrEqual(1 + 3);
+    expect(result.requests).toBeLessThanOrEqual(2 + 1 + 3);
+  });
+
+  it('GoToSocial with platform: mastodon: nodeinfo names it, so a full walk costs what auto does', async () => {
+    const server = await start('gotosocial', 2400);
+    const count = { count: '1000', mode: 'full' };
+    const auto = await snapshot(server, { ...count, path: pathIn('auto') });
+    server.requests.length = 0;
+    const explicit = await snapshot(server, {
+      ...count,
+      platform: 'mastodon',
+      path: pathIn('explicit'),
+    });
+    expect(explicit.requests).toBe(auto.requests);
+    expect(explicit.software?.name).toBe('gotosocial');
+    expect(server.requests.filter((r) => r.path.includes('nodeinfo'))).toHaveLength(2);
+    const lists = server.requests.filter((r) => r.path.endsWith('/statuses'));
+    expect(lists.every((r) => r.query.limit === '100' && r.query.only_public === 'true')).toBe(
+      true,
+    );
+    expect(readFileSync(pathIn('explicit')).equals(readFileSync(pathIn('auto')))).toBe(true);
+
+    // The same walk with the server unknown (nodeinfo refused) takes about twice the requests.
+    server.nodeinfo = false;
+    server.requests.length = 0;
+    const unknown = await snapshot(server, {
+      ...count,
+      platform: 'mastodon',
+      path: pathIn('unknown'),
+    });
+    expect(unknown.software).toBeUndefined();
+    expect(
+      server.requests
+        .filter((r) => r.path.endsWith('/statuses'))
+        .every((r) => r.query.limit === '40'),
+    ).toBe(true);
+    expect(unknown.requests).toBeGreaterThan(1.8 * explicit.requests);
+    expect(readFileSync(pathIn('unknown')).equals(readFileSync(pathIn('auto')))).toBe(true);
+  });
+
+  it('platform: mastodon with nodeinfo refused: the walk goes on as for a server not known', async () => {
+    const server = await start('pleroma', 300);
+    server.nodeinfo = false;
+    const log: string[] = [];
+    const values: Record<string, string> = {
+      instance: server.url,
+      'access-token': server.token,
+      platform: 'mastodon',
+      mode: 'full',
+      count: '100',
+      path: pathIn('refused'),
+    };
+    const config = parseSnapshotInputs({ get: (name) => values[name] ?? '', mask: () => {} });
+    const http = new Http({ timeoutMs: 5000, maxAttempts: 3, baseDelayMs: 1 });
+    const result = await runSnapshot(config, { mask: () => {}, log: (m) => log.push(m), http });
+    expect(fileIds(pathIn('refused'))).toEqual(expectedIds(server, { count: 100 }));
+    // nodeinfo and /api/v1/instance, each once (detection never retries), then the walk.
+    expect(server.requests.slice(0, 2).map((r) => r.path)).toEqual([
+      '/.well-known/nodeinfo',
+      '/api/v1/instance',
+    ]);
+    expect(result.requests).toBe(server.requests.length);
+    expect(log.join('\n')).toMatch(
+      /Could not tell which Mastodon-API server .* runs \(it does not say\)/,
+    );
   });
 });
 
@@ -402,6 +468,48 @@ describe('errors', () => {
     const result = await snapshot(server, { path, count: '100', platform: 'mastodon' });
     expect(result.changed).toBe(true);
     expect(fileIds(path)).toEqual(expectedIds(server, { count: 100 }));
+  });
+
+  it("takes Misskey's visibility names as the Mastodon levels they match", async () => {
+    const server = await start('misskey', 300);
+    const pairs = [
+      ['home', 'unlisted'],
+      ['followers', 'private'],
+      ['specified', 'direct'],
+    ] as const;
+    for (const [misskey, mastodon] of pairs) {
+      const config = (visibility: string) =>
+        parseSnapshotInputs({
+          get: (name) => ({ instance: server.url, account: 'alice', visibility })[name] ?? '',
+          mask: () => {},
+        });
+      expect(config(misskey).visibility).toBe(mastodon);
+      expect(config(misskey.toUpperCase()).visibility).toBe(mastodon);
+      await snapshot(server, { visibility: misskey, count: '150', path: pathIn(misskey) });
+      await snapshot(server, { visibility: mastodon, count: '150', path: pathIn(mastodon) });
+      const ids = fileIds(pathIn(misskey));
+      expect(ids).toEqual(expectedIds(server, { count: 150, visibility: mastodon }));
+      expect(readFileSync(pathIn(misskey)).equals(readFileSync(pathIn(mastodon)))).toBe(true);
+    }
+  });
+
+  it('an item whose visibility names no level is left out, even a prototype name', () => {
+    const options = {
+      accountId: 'a',
+      visibility: 'direct',
+      excludeReplies: false,
+      excludeReblogs: false,
+      onlyMedia: false,
+    } as const;
+    for (const visibility of ['constructor', 'toString', 'secret', undefined]) {
+      const mastodon = factsOf('mastodon', { id: '1', visibility, account: { id: 'a' } });
+      const misskey = factsOf('misskey', { id: '1', visibility, userId: 'a' });
+      expect(rejectReason(mastodon, options)).toBe('visibility');
+      expect(rejectReason(misskey, options)).toBe('visibility');
+    }
+    expect(rejectReason(factsOf('misskey', { id: '1', visibility: 'specified' }), options)).toBe(
+      undefined,
+    );
   });
 
   it('reads account forms', () => {
@@ -672,14 +780,14 @@ describe('query parameters sent', () => {
     }
   });
 
-  it('platform: mastodon (server unknown): limit=40, every filter client-side', async () => {
+  it('platform: mastodon extending a file (server unknown): limit=40, every filter client-side', async () => {
     const server = await start('pleroma', 300);
-    await snapshot(server, {
-      count: '100',
-      mode: 'full',
-      platform: 'mastodon',
-      'exclude-replies': 'true',
-    });
+    const inputs = { count: '100', platform: 'mastodon', 'exclude-replies': 'true' };
+    await snapshot(server, { ...inputs, mode: 'full' });
+    server.addPosts(200);
+    server.requests.length = 0;
+    await snapshot(server, inputs);
+    expect(server.requests.some((r) => r.path.includes('nodeinfo'))).toBe(false);
     const sent = listings(server);
     expect(sent.length).toBeGreaterThan(1);
     for (const { query } of sent) {
@@ -706,7 +814,7 @@ describe('query parameters sent', () => {
     expect(fileIds()).toEqual(expectedIds(server, { count: 300 }));
   });
 
-  it('Misskey: limit ≤ 100, paged down with untilId, never sinceId', async () => {
+  it('Misskey: limit ≤ 100, paged down with untilId, both bounds on every request', async () => {
     const server = await start('misskey', 400);
     await snapshot(server, { count: '300', mode: 'full', visibility: 'direct' });
     const bodies = server.requests
@@ -714,10 +822,11 @@ describe('query parameters sent', () => {
       .map((r) => r.body ?? {});
     expect(bodies).toHaveLength(3);
     const ids = fileIds();
-    expect(bodies.map((body) => body.untilId)).toEqual([undefined, ids[99], ids[199]]);
+    const ceiling = 'z'.repeat(32);
+    expect(bodies.map((body) => body.untilId)).toEqual([ceiling, ids[99], ids[199]]);
     for (const body of bodies) {
-      expect(body.limit).toBe(100);
-      expect(body).not.toHaveProperty('sinceId');
+      // sinceId below every id: the database answers, newest first (see misskey-snapshot.test).
+      expect(body).toMatchObject({ limit: 100, sinceId: '0', withRenotes: true });
     }
 
     server.addPosts(20);
@@ -725,7 +834,6 @@ describe('query parameters sent', () => {
     await snapshot(server, { count: '300', visibility: 'direct' });
     const incremental = server.requests.filter((r) => r.path === '/api/users/notes');
     expect(incremental).toHaveLength(1);
-    expect(incremental[0]?.body).not.toHaveProperty('sinceId');
-    expect(incremental[0]?.body).not.toHaveProperty('untilId');
+    expect(incremental[0]?.body).toMatchObject({ sinceId: '0', untilId: ceiling });
   });
 });

@@ -7,8 +7,9 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { resolve } from 'node:path';
 
 const entries = ['main', 'post', 'snapshot', 'cli'];
-// The action steps export `run()` (so @github/local-action can import and call them); their
-// bundles start from a two-line launcher. The CLI starts itself.
+// The action steps export `run()` (so @github/local-action can import and call them, and must not
+// end its process); their bundles start from a launcher that runs the step and then ends the
+// process (src/end-process.ts says why). The CLI starts and ends itself.
 const launched = new Set(['main', 'post', 'snapshot']);
 // Private folders, so two bundles built at once cannot mix their files.
 const build = `.build/${process.pid}`;
@@ -23,7 +24,11 @@ try {
     let source = `${entry}.js`;
     if (launched.has(entry)) {
       source = `launch-${entry}.js`;
-      writeFileSync(`${build}/${source}`, `import { run } from './${entry}.js';\nawait run();\n`);
+      writeFileSync(
+        `${build}/${source}`,
+        `import { run } from './${entry}.js';\nimport { endProcess } from './end-process.js';\n` +
+          'await run();\nendProcess();\n',
+      );
     }
     // Run from inside the build folder: webpack's module ids hash paths relative to it, so the
     // bundle is byte-identical whatever the folder is called.

@@ -49,4 +49,9 @@ export interface TokenConfig {
   githubToken?: string;
   timeoutMs: number;
   maxAttempts: number;
+  /**
+   * The inputs the workflow gave a value other than the default, for the warnings about inputs
+   * that have no effect (inputs.ts). Absent where the config does not come from inputs (the CLI).
+   */
+  given?: ReadonlySet<string>;
 }

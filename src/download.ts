@@ -23,6 +23,7 @@ import { getProxyUrl, HttpClient } from '@actions/http-client';
 import { NetworkError, oneLine, ServerError } from './errors.ts';
 import {
   backoffDelay,
+  Deadline,
   networkError,
   requestedWaitMs,
   RETRYABLE_STATUSES,
@@ -114,9 +115,9 @@ export class Downloader {
     };
     const timeout = (detail: string) =>
       stop(new NetworkError(url.origin, label(), 'timeout', detail), 'backoff');
-    const deadline = setTimeout(
-      () => timeout(`the download did not finish within ${Math.round(deadlineMs / 1000)} s`),
-      deadlineMs,
+    const deadline = new Deadline(deadlineMs);
+    const disarm = deadline.arm(() =>
+      timeout(`the download did not finish within ${Math.round(deadline.seconds)} s`),
     );
     let idle: NodeJS.Timeout | undefined;
     const touch = (): void => {
@@ -209,9 +210,9 @@ export class Downloader {
       if (stopped) return stopped;
       // The disk, not the host, failed (no space, no permission): that ends the run.
       if (typeof (error as { path?: unknown }).path === 'string') throw error;
-      return classify(error, url.origin, label(), timeoutMs);
+      return classify(error, url.origin, label());
     } finally {
-      clearTimeout(deadline);
+      disarm();
       clearTimeout(idle);
     }
   }
@@ -259,14 +260,14 @@ export function mediaType(header: string | string[] | undefined): string {
   return (value ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
 }
 
-function classify(error: unknown, server: string, label: string, timeoutMs: number): Failed {
+function classify(error: unknown, server: string, label: string): Failed {
   const code = (error as { code?: string } | undefined)?.code;
   const mapped =
     code === 'ERR_STREAM_PREMATURE_CLOSE'
       ? new NetworkError(server, label, 'reset', 'the connection closed before the file ended')
       : error instanceof NetworkError
         ? error
-        : networkError(server, label, error, timeoutMs);
+        : networkError(server, label, error);
   // A GET is safe to repeat whatever happened to the last one; a bad name or certificate is not
   // going to change within a run.
   const transient = ['refused', 'timeout', 'reset', 'other'].includes(mapped.failure);

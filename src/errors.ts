@@ -25,6 +25,8 @@ export interface ServerErrorDetails {
   description?: string;
   /** What the user can do about it. */
   hint?: string;
+  /** When the server said it would take the request again (a 429's or 503's wait). */
+  retryAt?: Date;
 }
 
 /** The server answered, but not with what the operation needs. */
@@ -34,6 +36,7 @@ export class ServerError extends Error {
   readonly status: number;
   readonly code: string | undefined;
   readonly description: string | undefined;
+  readonly retryAt: Date | undefined;
   constructor(details: ServerErrorDetails) {
     const code = details.code ? ` (${details.code})` : '';
     const description = details.description ? `: ${details.description}` : '';
@@ -47,6 +50,7 @@ export class ServerError extends Error {
     this.status = details.status;
     this.code = details.code;
     this.description = details.description;
+    this.retryAt = details.retryAt;
   }
 }
 

@@ -2,9 +2,15 @@
  * The one HTTP layer. Every request the action makes goes through `Http.send`, which owns the
  * policy in DESIGN.md: timeouts, body caps, retries that never repeat a request the server may have
  * processed, redirects that never carry credentials to another origin, and error messages that
- * never contain a body. Proxies (`https_proxy`, `no_proxy`) come from @actions/http-client.
+ * never contain a body. Proxies (`https_proxy`, `no_proxy`) come from @actions/http-client's agent.
  */
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+} from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { HttpClient } from '@actions/http-client';
 import { safeParse, type ZodMiniType } from 'zod/mini';
 import { NetworkError, ServerError, oneLine, type NetworkFailure } from './errors.ts';
@@ -50,6 +56,7 @@ export interface HttpResponse {
 }
 
 export interface HttpOptions {
+  /** The longest one attempt may take, redirects included, from its first byte to its last. */
   timeoutMs: number;
   maxAttempts: number;
   /** Longest wait accepted from Retry-After or X-RateLimit-Reset; a longer one fails at once. */
@@ -58,6 +65,8 @@ export interface HttpOptions {
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** Told before a wait the server asked for that is long enough to show in a log (≥ 1 s). */
+  notify?: (message: string) => void;
 }
 
 const DEFAULT_MAX_BYTES = 1024 * 1024;
@@ -66,6 +75,31 @@ const BACKOFF_CAP_MS = 8000;
 /** Statuses `send` retries (unless the request accepts them as answers). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 export const USER_AGENT = `fedi-token/${VERSION} (+https://github.com/fedi-token/fedi-token)`;
+
+/**
+ * The time one attempt may take, from the first byte sent to the last byte read, redirects
+ * included. A total, not an idle limit: a server that dribbles its answer one byte at a time is cut
+ * off like one that never answers, so every attempt ends on time.
+ */
+export class Deadline {
+  readonly ms: number;
+  private readonly at: number;
+
+  constructor(ms: number) {
+    this.ms = ms;
+    this.at = Date.now() + ms;
+  }
+
+  get seconds(): number {
+    return this.ms / 1000;
+  }
+
+  /** Calls `expire` once the deadline passes; the returned function disarms it. */
+  arm(expire: () => void): () => void {
+    const timer = setTimeout(expire, Math.max(0, this.at - Date.now()));
+    return () => clearTimeout(timer);
+  }
+}
 
 export class Http {
   readonly options: Required<HttpOptions>;
@@ -79,14 +113,12 @@ export class Http {
       baseDelayMs: 500,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       random: Math.random,
+      notify: () => {},
       ...options,
     };
-    this.client = new HttpClient(USER_AGENT, [], {
-      allowRedirects: false,
-      allowRetries: false,
-      socketTimeout: this.options.timeoutMs,
-      keepAlive: false,
-    });
+    // Only its agent is used (proxy tunnels, no_proxy) and its user agent; requests are sent by
+    // `dispatch`, which owns the socket's end (see there).
+    this.client = new HttpClient(USER_AGENT, [], { keepAlive: false });
   }
 
   /** Send a request with the retry policy; a status outside 2xx and `accept` throws ServerError. */
@@ -96,7 +128,7 @@ export class Http {
     for (let attempt = 1; ; attempt++) {
       let response: HttpResponse;
       try {
-        response = await this.followRedirects(request);
+        response = await this.followRedirects(request, new Deadline(this.options.timeoutMs));
       } catch (error) {
         const retryable =
           error instanceof NetworkError &&
@@ -118,6 +150,11 @@ export class Http {
             throw toServerError(request, response, {
               hint: `The server asks to wait ${Math.ceil(asked / 1000)} s, longer than this step waits; run it again later`,
             });
+          }
+          if (asked !== undefined && asked >= 1000) {
+            this.options.notify(
+              `${response.url.origin} ${endpointOf(request, response.url)} answered HTTP ${status}; waiting ${Math.ceil(asked / 1000)} s, as it asks`,
+            );
           }
           await this.options.sleep(asked ?? this.backoff(attempt));
           continue;
@@ -141,13 +178,13 @@ export class Http {
     return backoffDelay(this.options, attempt);
   }
 
-  private async followRedirects(request: HttpRequest): Promise<HttpResponse> {
+  private async followRedirects(request: HttpRequest, deadline: Deadline): Promise<HttpResponse> {
     const start = buildUrl(request.url, request.query);
     let url = start;
     let bearer = request.bearer;
     let basic = request.basic;
     for (let hop = 0; ; hop++) {
-      const response = await this.once(request, url, bearer, basic);
+      const response = await this.once(request, url, { bearer, basic }, deadline);
       const location = response.headers.location;
       if (response.status < 300 || response.status >= 400 || !location) return response;
       const next = new URL(location, url);
@@ -182,8 +219,8 @@ export class Http {
   private async once(
     request: HttpRequest,
     url: URL,
-    bearer: string | undefined,
-    basic: HttpRequest['basic'],
+    { bearer, basic }: Pick<HttpRequest, 'bearer' | 'basic'>,
+    deadline: Deadline,
   ): Promise<HttpResponse> {
     const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
     let body: string | null = null;
@@ -200,23 +237,58 @@ export class Http {
       const pair = `${formEncode(basic.username)}:${formEncode(basic.password)}`;
       headers.authorization = `Basic ${Buffer.from(pair).toString('base64')}`;
     }
-    const server = url.origin;
-    const label = endpointOf(request, url);
-    this.requestCount++;
-    let message: IncomingMessage;
-    try {
-      const response = await this.client.request(request.method, url.href, body, headers);
-      message = response.message;
-    } catch (error) {
-      throw networkError(server, label, error, this.options.timeoutMs);
-    }
+    const where = { server: url.origin, label: endpointOf(request, url) };
+    const message = await this.dispatch(request.method, url, headers, body, deadline, where);
     const text = await readBody(message, {
       maxBytes: request.maxBytes ?? DEFAULT_MAX_BYTES,
-      idleMs: this.options.timeoutMs,
-      server,
-      label,
+      deadline,
+      ...where,
     });
     return { status: message.statusCode ?? 0, headers: message.headers, text, url };
+  }
+
+  /**
+   * Sends one request and resolves with the answer's head, its body left to read. A failure, or
+   * the deadline passing first, destroys the request together with its socket. Never only a
+   * half-close: @actions/http-client's own timeout calls `socket.end()`, and a server that never
+   * reads never sees that FIN, so the socket stayed open and kept the step alive after it had
+   * failed (issue 12).
+   */
+  private dispatch(
+    method: HttpRequest['method'],
+    url: URL,
+    headers: Record<string, string>,
+    body: string | null,
+    deadline: Deadline,
+    { server, label }: { server: string; label: string },
+  ): Promise<IncomingMessage> {
+    const outgoing: OutgoingHttpHeaders = {
+      ...headers,
+      'user-agent': this.client.userAgent ?? USER_AGENT,
+    };
+    if (body !== null) outgoing['content-length'] = Buffer.byteLength(body);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    this.requestCount++;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, headers: outgoing, agent: this.client.getAgent(url.href) });
+      const disarm = deadline.arm(() => {
+        // Rejected first, so the 'error' that destroy() brings reads as what it is: a timeout.
+        reject(
+          new NetworkError(server, label, 'timeout', `no answer within ${deadline.seconds} s`),
+        );
+        req.destroy();
+      });
+      req.on('response', (message) => {
+        disarm();
+        resolve(message);
+      });
+      req.on('error', (error) => {
+        disarm();
+        reject(networkError(server, label, error));
+        req.destroy();
+      });
+      req.end(body ?? undefined);
+    });
   }
 }
 
@@ -253,50 +325,45 @@ function endpointOf(request: HttpRequest, url: URL): string {
   return request.endpointLabel ?? `${request.method} ${url.pathname}`;
 }
 
+/**
+ * Reads the whole body within what is left of the deadline. Every failure destroys the message,
+ * and with it the socket.
+ */
 function readBody(
   message: IncomingMessage,
-  limits: { maxBytes: number; idleMs: number; server: string; label: string },
+  limits: { maxBytes: number; deadline: Deadline; server: string; label: string },
 ): Promise<string> {
-  const { maxBytes, server, label } = limits;
+  const { maxBytes, deadline, server, label } = limits;
   return new Promise((resolve, reject) => {
     let settled = false;
-    let idle: ReturnType<typeof setTimeout> | undefined;
-    const cleanup = (): void => {
-      settled = true;
-      clearTimeout(idle);
-      message.socket?.off('timeout', onIdle);
-    };
+    let disarm = (): void => undefined;
     const fail = (failure: NetworkFailure, detail: string): void => {
       // destroy() below emits 'aborted' synchronously: the first reason is the true one.
       if (settled) return;
-      cleanup();
+      settled = true;
+      disarm();
       reject(new NetworkError(server, label, failure, detail));
       message.destroy();
     };
     const tooLarge = (): void =>
       fail('too-large', `the answer is larger than ${Math.round(maxBytes / 1024)} KiB`);
-    function onIdle(): void {
-      fail('timeout', `the answer stalled for ${Math.round(limits.idleMs / 1000)} s`);
-    }
     const declared = Number(message.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBytes) return tooLarge();
+    disarm = deadline.arm(() =>
+      fail('timeout', `the answer stalled: not complete within ${deadline.seconds} s`),
+    );
     const chunks: Buffer[] = [];
     let size = 0;
-    idle = setTimeout(onIdle, limits.idleMs);
-    // The client's socket timeout closes a stalled body from underneath us, which would read as
-    // a reset; hearing the same timeout here first keeps the true reason.
-    message.socket?.on('timeout', onIdle);
     message.on('data', (chunk: Buffer) => {
       if (settled) return;
       size += chunk.length;
       if (size > maxBytes) return tooLarge();
       chunks.push(chunk);
-      clearTimeout(idle);
-      idle = setTimeout(onIdle, limits.idleMs);
     });
     message.on('end', () => {
       if (settled) return;
-      cleanup();
+      settled = true;
+      disarm();
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
     message.on('aborted', () => fail('reset', 'the connection closed before the answer ended'));
@@ -304,13 +371,13 @@ function readBody(
   });
 }
 
-export function networkError(server: string, label: string, error: unknown, timeoutMs: number) {
+export function networkError(server: string, label: string, error: unknown) {
   const code = (error as { code?: string } | undefined)?.code ?? '';
   const message = error instanceof Error ? error.message : '';
   if (code === 'ECONNREFUSED')
     return new NetworkError(server, label, 'refused', 'connection refused');
-  if (message.startsWith('Request timeout') || code === 'ETIMEDOUT') {
-    return new NetworkError(server, label, 'timeout', `no answer within ${timeoutMs / 1000} s`);
+  if (code === 'ETIMEDOUT') {
+    return new NetworkError(server, label, 'timeout', 'the connection timed out');
   }
   if (code === 'ECONNRESET' || code === 'EPIPE' || message === 'socket hang up') {
     return new NetworkError(server, label, 'reset', 'the connection was closed without an answer');
@@ -402,6 +469,10 @@ export function toServerError(
   extra: { hint?: string; description?: string } = {},
 ): ServerError {
   const { code, description } = errorCodeOf(response.text);
+  const wait =
+    response.status === 429 || response.status === 503
+      ? requestedWaitMs(response.headers, response.status)
+      : undefined;
   return new ServerError({
     server: response.url.origin,
     endpoint: endpointOf(request, response.url),
@@ -409,6 +480,7 @@ export function toServerError(
     code,
     description: extra.description ?? description ?? describeBody(response),
     hint: extra.hint,
+    retryAt: wait === undefined ? undefined : new Date(Date.now() + wait),
   });
 }
 

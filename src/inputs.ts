@@ -15,6 +15,7 @@ import {
   OPERATIONS,
   PLATFORMS,
   type Operation,
+  type Platform,
   type TokenConfig,
 } from './config.ts';
 
@@ -60,6 +61,123 @@ export function checkRequiredInputs(config: TokenConfig): void {
       "is required for operation 'revoke' (or 'refresh-token', with platform oauth2)",
     );
   }
+}
+
+/** Where an input is read: an operation, or the post step's revoke that `revoke-on-exit` asks for. */
+type Use = Operation | 'revoke-on-exit';
+
+interface InputEffect {
+  /** Where the input changes what the step does: each use → the platforms that read it there. */
+  on: Partial<Record<Use, readonly Platform[]>>;
+  /** The default in action.yml: the runner passes it when the workflow gives nothing. */
+  default?: string;
+  /** Another input without which this one does nothing. */
+  with?: { input: string; key: keyof TokenConfig };
+}
+
+const EVERY: readonly Platform[] = ['mastodon', 'misskey', 'anyweb', 'oauth2'];
+const MASTODON_OAUTH2: readonly Platform[] = ['mastodon', 'oauth2'];
+const CLIENT_AUTH: readonly Platform[] = ['anyweb', 'oauth2'];
+const OAUTH2: readonly Platform[] = ['oauth2'];
+const ON_EVERY_OAUTH2_CALL: InputEffect['on'] = {
+  exchange: OAUTH2,
+  'client-credentials': OAUTH2,
+  refresh: OAUTH2,
+  validate: OAUTH2,
+  revoke: OAUTH2,
+  'revoke-on-exit': OAUTH2,
+};
+
+/**
+ * Which inputs matter to which operation on which platform: the one place that says so. An input
+ * given a value anywhere else draws a warning that names it (`inputsWithoutEffect`), never silent
+ * neglect. `operation`, `instance`, `platform`, `timeout-seconds` and `max-attempts` matter to
+ * every run. `revoke-on-exit` and `secret-name` are not here: each asks for an action (a revoke, a
+ * secret written) whose absence nobody would notice, so anywhere else they fail the step
+ * (parseTokenInputs). Platforms that lack an operation fail before this table is read.
+ */
+const INPUT_EFFECTS: Record<string, InputEffect> = {
+  'client-id': {
+    on: {
+      // MiAuth and Misskey's legacy flow need no client id; AnyWeb's refresh sends none.
+      exchange: ['mastodon', 'anyweb', 'oauth2'],
+      'client-credentials': EVERY,
+      refresh: MASTODON_OAUTH2,
+      validate: CLIENT_AUTH,
+      revoke: MASTODON_OAUTH2,
+      'revoke-on-exit': MASTODON_OAUTH2,
+    },
+  },
+  'client-secret': {
+    on: {
+      // Misskey's legacy flow takes the app secret here.
+      exchange: EVERY,
+      'client-credentials': EVERY,
+      refresh: MASTODON_OAUTH2,
+      validate: CLIENT_AUTH,
+      revoke: MASTODON_OAUTH2,
+      'revoke-on-exit': MASTODON_OAUTH2,
+    },
+  },
+  code: { on: { exchange: EVERY } },
+  'redirect-uri': {
+    default: OOB_REDIRECT_URI,
+    // GoToSocial wants it on every grant, so Mastodon-API requests always carry it.
+    on: { exchange: MASTODON_OAUTH2, 'client-credentials': ['mastodon'], refresh: ['mastodon'] },
+  },
+  scope: { on: { exchange: ['mastodon'], 'client-credentials': EVERY, refresh: OAUTH2 } },
+  'code-verifier': { on: { exchange: MASTODON_OAUTH2 } },
+  'access-token': { on: { validate: EVERY, revoke: EVERY } },
+  'refresh-token': { on: { refresh: EVERY, revoke: OAUTH2 } },
+  // Also the server's address when `instance` is not given.
+  'token-endpoint': { on: ON_EVERY_OAUTH2_CALL },
+  'revocation-endpoint': { on: { revoke: OAUTH2, 'revoke-on-exit': OAUTH2 } },
+  'introspection-endpoint': { on: { validate: OAUTH2 } },
+  'userinfo-endpoint': { on: { exchange: OAUTH2, validate: OAUTH2 } },
+  'token-endpoint-auth-method': { default: 'auto', on: ON_EVERY_OAUTH2_CALL },
+  'export-env': {
+    on: { exchange: EVERY, 'client-credentials': EVERY, refresh: EVERY, validate: EVERY },
+  },
+  'fail-on-invalid': { default: 'true', on: { validate: EVERY } },
+  'github-token': {
+    on: { refresh: EVERY },
+    with: { input: 'secret-name', key: 'secretName' },
+  },
+};
+
+/** The table's inputs that the workflow gave a value other than the default. */
+function givenInputs(source: InputSource): ReadonlySet<string> {
+  const given = Object.entries(INPUT_EFFECTS).filter(([name, effect]) => {
+    const value = optional(source.get(name));
+    return value !== undefined && value.toLowerCase() !== effect.default?.toLowerCase();
+  });
+  return new Set(given.map(([name]) => name));
+}
+
+/**
+ * A warning for each input that was given a value but does nothing in this run: wrong operation,
+ * wrong platform, or missing its companion input. Run once the platform is known.
+ */
+export function inputsWithoutEffect(config: TokenConfig, platform: Platform): string[] {
+  const given = config.given;
+  if (!given) return [];
+  const uses: Use[] = config.revokeOnExit
+    ? [config.operation, 'revoke-on-exit']
+    : [config.operation];
+  const warnings: string[] = [];
+  for (const [name, effect] of Object.entries(INPUT_EFFECTS)) {
+    if (!given.has(name)) continue;
+    if (effect.with && !config[effect.with.key]) {
+      warnings.push(`Input '${name}' has no effect without '${effect.with.input}'; it was ignored`);
+    } else if (!uses.some((use) => effect.on[use]?.includes(platform))) {
+      // Named with the platform when another platform would read it for this operation.
+      const where = effect.on[config.operation] ? ` on ${platform}` : '';
+      warnings.push(
+        `Input '${name}' has no effect on operation '${config.operation}'${where}; it was ignored`,
+      );
+    }
+  }
+  return warnings;
 }
 
 const TOKEN_OBTAINING: readonly Operation[] = ['exchange', 'client-credentials', 'refresh'];
@@ -148,6 +266,7 @@ export function parseTokenInputs(source: InputSource = actionInputs): TokenConfi
       fallback: 3,
       integer: true,
     }),
+    given: givenInputs(source),
   };
 }
 

@@ -10,6 +10,7 @@ import {
   publishResult,
   saveRevokeState,
   summaryRows,
+  warn,
   writeSummary,
   type OperationResult,
 } from './publish.ts';
@@ -18,9 +19,16 @@ export async function run(): Promise<void> {
   try {
     const config = parseTokenInputs();
     const writeBack = config.secretName ? await prepareWriteBack(config) : undefined;
-    const result = await runOperation(config, { mask: maskSecret, log: info, writeBack });
-    publishResult(result, { exportEnv: config.exportEnv });
-    if (config.revokeOnExit && result.tokens) {
+    const result = await runOperation(config, { mask: maskSecret, log: info, warn, writeBack });
+    // The token the step ends with: the one it obtained, or the one validate found valid.
+    const token = result.tokens?.accessToken ?? (result.valid ? config.accessToken : undefined);
+    publishResult(result, { exportEnv: config.exportEnv, token });
+    if (config.exportEnv && !token && result.operation === 'validate') {
+      info(`${config.exportEnv} was not exported: the token is not valid`);
+    }
+    if (config.revokeOnExit && result.tokens && result.keepOnExit) {
+      warn(`revoke-on-exit: the post step will not revoke this token: ${result.keepOnExit}`);
+    } else if (config.revokeOnExit && result.tokens) {
       saveRevokeState({
         accessToken: result.tokens.accessToken,
         platform: result.platform,

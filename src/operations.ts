@@ -5,7 +5,7 @@
 import { InputError, UnsupportedError } from './errors.ts';
 import { Http } from './http.ts';
 import { type Operation, type Platform, type TokenConfig } from './config.ts';
-import { checkRequiredInputs } from './inputs.ts';
+import { checkRequiredInputs, inputsWithoutEffect } from './inputs.ts';
 import type { OperationResult } from './publish.ts';
 import { detectPlatform } from './providers/detect.ts';
 import type { Provider, ProviderContext, Software } from './providers/provider.ts';
@@ -14,6 +14,8 @@ import { providerFor } from './providers/registry.ts';
 export interface Runtime {
   mask(secret: string): void;
   log(message: string): void;
+  /** Warnings, shown as such; without it they are logged like progress. */
+  warn?(message: string): void;
   http?: Http;
   /**
    * Wraps a refresh when `secret-name` asks for the rotated token to be written back. Given only
@@ -115,6 +117,7 @@ export async function resolve(config: TokenConfig, runtime: Runtime): Promise<Re
     config,
     mask: runtime.mask,
     log: runtime.log,
+    warn: runtime.warn ?? runtime.log,
     software,
   };
   return { provider, ctx, software };
@@ -125,6 +128,9 @@ export async function runOperation(
   runtime: Runtime,
 ): Promise<OperationResult> {
   const { provider, ctx, software } = await resolve(config, runtime);
+  // Once the platform is known and before its requests. Here, not in resolve: the post step's
+  // revoke reads the same inputs and would repeat the warnings.
+  for (const warning of inputsWithoutEffect(config, provider.platform)) ctx.warn(warning);
   const base = { operation: config.operation, platform: provider.platform, software };
   const call = <K extends keyof Provider>(
     name: K,

@@ -13,7 +13,11 @@ export async function run(): Promise<void> {
   }
   try {
     const config = parseTokenInputs();
-    await revokeWith(config, state.platform, state.accessToken, { mask: maskSecret, log: info });
+    await revokeWith(config, state.platform, state.accessToken, {
+      mask: maskSecret,
+      log: info,
+      warn,
+    });
     info(`Revoked the token this job obtained on ${state.platform}`);
   } catch (error) {
     // The job's work is done; a token left behind is worth a warning, not a red job.

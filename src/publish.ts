@@ -31,6 +31,8 @@ export interface OperationResult {
   expiresAt?: Date;
   /** Set by `revoke`. */
   revoked?: boolean;
+  /** Why revoke-on-exit must leave the token alone (see TokenResult). */
+  keepOnExit?: string;
   /**
    * The step must fail although it has results to publish (the rotated refresh token could not be
    * written back): the outputs are set first, then the step fails with this message.
@@ -39,7 +41,10 @@ export interface OperationResult {
 }
 
 export interface PublishOptions {
+  /** Export `token` as this environment variable for the job's later steps. */
   exportEnv?: string;
+  /** The access token the step ends with: obtained, or validated (already masked as an input). */
+  token?: string;
 }
 
 export function publishResult(result: OperationResult, options: PublishOptions = {}): void {
@@ -64,7 +69,10 @@ export function publishResult(result: OperationResult, options: PublishOptions =
     valid: result.valid === undefined ? '' : String(result.valid),
   };
   for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value);
-  if (options.exportEnv && tokens) core.exportVariable(options.exportEnv, tokens.accessToken);
+  if (options.exportEnv && options.token) {
+    maskSecret(options.token);
+    core.exportVariable(options.exportEnv, options.token);
+  }
 }
 
 export function formatSoftware(software: Software | undefined): string {

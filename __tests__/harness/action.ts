@@ -12,8 +12,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-/** The node@24 dev dependency: the runtime `runs.using: node24` gives an action. */
-export const NODE24 = join(ROOT, 'node_modules', '.bin', 'node');
+/**
+ * The node@24 dev dependency: the runtime `runs.using: node24` gives an action. On Windows
+ * node_modules/.bin/node is a shell shim that spawn cannot start (there are node.cmd and
+ * node.ps1 beside it); the package's installer leaves the binary itself in node/bin/node.exe.
+ */
+export function node24Path(platform: NodeJS.Platform = process.platform): string {
+  return platform === 'win32'
+    ? join(ROOT, 'node_modules', 'node', 'bin', 'node.exe')
+    : join(ROOT, 'node_modules', '.bin', 'node');
+}
+export const NODE24 = node24Path();
 
 export type Entry = 'main' | 'post' | 'snapshot' | 'cli';
 
@@ -76,7 +85,8 @@ export interface Leak {
 /** Thrown by runAction when a run left a secret visible; the message never holds a whole value. */
 export class LeakError extends Error {
   readonly leaks: Leak[];
-  constructor(entry: Entry, leaks: Leak[]) {
+  /** `entry`: the bundle (`main`) or script that ran. */
+  constructor(entry: string, leaks: Leak[]) {
     super(
       `The ${entry} run leaked ${leaks.length === 1 ? 'a secret' : `${leaks.length} secrets`}:\n` +
         leaks.map((leak) => `  ${leak.kind} ${leak.hint}: ${leak.where}`).join('\n'),
@@ -86,10 +96,23 @@ export class LeakError extends Error {
   }
 }
 
-export async function runAction(
+export function runAction(
   entry: Entry,
   inputs: Record<string, string>,
   options: RunOptions = {},
+): Promise<ActionRun> {
+  return runScript(join(ROOT, 'dist', entry, 'index.js'), inputs, options, entry);
+}
+
+/**
+ * Any JavaScript action file run as the runner runs it (runAction's bundles, or the `main` and
+ * `post` of another action in the repository), with the same files and the same leak check.
+ */
+export async function runScript(
+  script: string,
+  inputs: Record<string, string>,
+  options: RunOptions = {},
+  label = script,
 ): Promise<ActionRun> {
   const dir = mkdtempSync(join(tmpdir(), 'fedi-token-run-'));
   const files = {
@@ -115,7 +138,7 @@ export async function runAction(
   try {
     const { exitCode, stdout, stderr, log } = await spawnLogged(
       NODE24,
-      [join(ROOT, 'dist', entry, 'index.js'), ...(options.args ?? [])],
+      [script, ...(options.args ?? [])],
       {
         env,
         cwd: options.cwd ?? dir,
@@ -137,7 +160,7 @@ export async function runAction(
       masks,
     };
     const leaks = checkLeaks(run, inputs, options);
-    if (leaks.length > 0) throw new LeakError(entry, leaks);
+    if (leaks.length > 0) throw new LeakError(label, leaks);
     return run;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -179,7 +202,8 @@ export function spawnLogged(
 /** Parses the `name<<delimiter … delimiter` format of GITHUB_OUTPUT, GITHUB_ENV and GITHUB_STATE. */
 export function parseFileCommand(text: string): Record<string, string> {
   const result: Record<string, string> = {};
-  const lines = text.split('\n');
+  // os.EOL ends the lines: CRLF where @actions/core writes them on Windows.
+  const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] ?? '';
     const heredoc = /^([^=<]+)<<(.+)$/.exec(line);

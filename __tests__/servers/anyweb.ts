@@ -1,8 +1,11 @@
 /**
- * A loopback AnyWeb open-platform API as its wiki describes it: every answer is a `{code, message,
- * data}` wrapper, failures are codes other than 1000 under HTTP 200, access and refresh tokens are
- * HS256 JWTs carrying `exp`, the unionid (`id`) and the appid, and a refresh rotates both tokens so
- * the old refresh token then fails with A107B013.
+ * A loopback AnyWeb open-platform API as its wiki describes it (IdeaLightLabs/AnyWeb-WiKi, last
+ * commit 8dcd6f6, 2023-03-26: docs/OAuth/intro.md, accessToken.md, userInfo.md, Billing/index.md):
+ * every answer is a `{code, message, data}` wrapper, failures are codes other than 1000 under HTTP
+ * 200, access and refresh tokens are HS256 JWTs carrying `exp`, the unionid (`id`) and the appid
+ * (the payload of userInfo.md's example token). A refresh rotates both tokens and the old refresh
+ * token then fails with A107B013: the wiki does not say whether the old one keeps working, so the
+ * loopback takes the stricter reading.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -45,6 +48,9 @@ export interface AnyWebRequest {
 export interface AnyWebUser {
   unionid: string;
   address: string;
+  phone: string;
+  /** userInfo.md: 0 phone verified, 1 identity (real name) verified. */
+  level: 0 | 1;
 }
 
 export interface AnyWebServer {
@@ -60,6 +66,11 @@ export interface AnyWebServer {
   sign(claims: Record<string, unknown>): string;
   /** The user withdraws the app's authorization: its tokens stop working. */
   deauthorize(appid: string, unionid: string): void;
+  /**
+   * userInfo answers that carried real-name data for a user with `level` > 0: each is billed to
+   * the developer (Billing/index.md, 用户实名信息计费).
+   */
+  readonly billed: number;
 }
 
 const CURRENT_CODES = {
@@ -103,6 +114,7 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
   const spentRefresh = new Set<string>();
   const requests: AnyWebRequest[] = [];
   const faults = new FaultQueue();
+  let billedAnswers = 0;
 
   const sign = (claims: Record<string, unknown>): string => {
     const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -241,11 +253,23 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
       if (claims.id !== body.unionid) return fail(res, failCode.unionidInvalid, 'unionid无效');
       const grant = grants.get(grantKey(appid, String(claims.id)));
       if (!grant) return fail(res, failCode.notAuthorized, '用户未授权');
+      // userInfo.md: `scopes` picks what comes back; left out, it is everything the user
+      // granted. baseInfo gives the account facts, identity the real name and id number.
+      const asked =
+        Array.isArray(body.scopes) && body.scopes.length > 0
+          ? body.scopes.map(String)
+          : grant.scopes;
+      const identity =
+        asked.includes('identity') && grant.scopes.includes('identity') && grant.user.level > 0;
+      if (identity) billedAnswers++;
       return ok(res, {
         unionid: grant.user.unionid,
         addressList: [grant.user.address],
         network: 1,
         scopes: grant.scopes,
+        level: grant.user.level,
+        phone: grant.user.phone,
+        ...(identity ? { name: '张三', idNumber: '110101199003070000' } : {}),
       });
     }
 
@@ -278,6 +302,8 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
         user: {
           unionid: user.unionid ?? randomUUID(),
           address: user.address ?? `cfxtest:aa${randomBytes(20).toString('hex').slice(0, 40)}`,
+          phone: user.phone ?? '12345678901',
+          level: user.level ?? 1,
         },
         scopes: user.scopes ?? ['baseInfo', 'identity'],
         expires: Date.now() + CODE_LIFETIME_MS,
@@ -287,6 +313,9 @@ export async function startAnyWeb(options: AnyWebOptions = {}): Promise<AnyWebSe
     sign,
     deauthorize(appid, unionid) {
       grants.delete(grantKey(appid, unionid));
+    },
+    get billed() {
+      return billedAnswers;
     },
   };
 }

@@ -50,9 +50,19 @@ export interface MastodonServer {
     scope?: string;
     codeChallenge?: string;
     user?: string;
+    /** A code that was exchanged already. */
+    used?: boolean;
   }): string;
-  issueToken(opts?: { clientId?: string; scope?: string; user?: string | null }): string;
+  issueToken(opts?: {
+    clientId?: string;
+    scope?: string;
+    user?: string | null;
+    /** When the server created it; default now. */
+    createdAt?: Date;
+  }): string;
   isRevoked(token: string): boolean;
+  /** An administrator changes the user's standing (undefined: back to a normal, active user). */
+  setUserState(user: string, state: UserState | undefined): void;
   inject(fault: Fault): void;
   close(): Promise<void>;
 }
@@ -60,7 +70,15 @@ export interface MastodonServer {
 export interface User {
   id: string;
   username: string;
+  state?: UserState;
 }
+
+/**
+ * How an account can stand apart from active. Mastodon (app/models/user.rb, v4.5.15): `functional?`
+ * needs confirmed, approved, not disabled, not suspended and not memorial (a moved account stays
+ * functional). Pleroma and Akkoma (User.account_status) call every such user not active.
+ */
+export type UserState = 'suspended' | 'unconfirmed' | 'pending' | 'disabled' | 'memorial';
 
 export const OOB = 'urn:ietf:wg:oauth:2.0:oob';
 
@@ -79,6 +97,12 @@ const VERSIONS: Record<Flavour, { instance: string; software: string; nodeinfo: 
     software: 'pleroma',
     nodeinfo: '2.7.0',
   },
+};
+/** Akkoma reports the Mastodon API level it copies and its own name (Pleroma.Application). */
+const AKKOMA_VERSION = {
+  instance: '2.7.2 (compatible; Akkoma 3.16.0)',
+  software: 'akkoma',
+  nodeinfo: '3.16.0',
 };
 
 const CODE_LIFETIME_MS = 10 * 60 * 1000;
@@ -146,13 +170,36 @@ export interface MastodonServerOptions {
    * force_ssl_in_redirect_uri (its default outside development; stock Mastodon turns it off).
    */
   httpsRedirectsOnly?: boolean;
+  /**
+   * Pleroma flavour only: be Akkoma, the Pleroma fork (nodeinfo name `akkoma`). The one difference
+   * modelled: Akkoma answers a code that was already exchanged with the newest live token of the
+   * same app and user (Token.get_or_exchange_token, lib/pleroma/web/o_auth/token.ex, Akkoma
+   * develop 300302d4 2025-10), where Pleroma 2.7.0 refuses it (400 "Invalid credentials").
+   */
+  software?: 'akkoma';
+  /**
+   * Mastodon: DISALLOW_UNAUTHENTICATED_API_ACCESS=true, or limited federation mode. Every API
+   * controller then runs `require_authenticated_user!` first (Api::BaseController, v4.5.15), which
+   * answers 401 "This method requires an authenticated user" when no user stands behind the
+   * token: app tokens, and tokens the server does not know at all.
+   */
+  disallowUnauthenticated?: boolean;
+  /**
+   * Mastodon: Rack::Attack's `throttle_oauth_application_registrations/ip`, 5 registrations per
+   * 10 minutes from one address (config/initializers/rack_attack.rb, v4.5.15). Off by default:
+   * the tests' many logins all come from 127.0.0.1, which no real server sees from one person.
+   * A test may set its own window, to know how far its end is.
+   */
+  throttleAppRegistrations?: boolean | { limit: number; periodSeconds: number };
 }
 
 export async function startMastodonServer(
   opts: MastodonServerOptions = {},
 ): Promise<MastodonServer> {
   const flavour = opts.flavour ?? 'mastodon';
-  const users = opts.users ?? DEFAULT_USERS[flavour];
+  const akkoma = flavour === 'pleroma' && opts.software === 'akkoma';
+  // Copies: a test may change a user's standing without touching the shared defaults.
+  const users = (opts.users ?? DEFAULT_USERS[flavour]).map((user) => ({ ...user }));
   const apps = new Map<string, App>();
   const codes = new Map<string, Code>();
   const tokens = new Map<string, Token>();
@@ -161,6 +208,7 @@ export async function startMastodonServer(
   const requests: RequestRecord[] = [];
   let appCounter = 0;
   let remaining = 300;
+  const registrations = new Map<number, number>();
   let origin = '';
 
   const findUser = (key: string | undefined): User => {
@@ -219,6 +267,31 @@ export async function startMastodonServer(
     return token;
   };
 
+  /**
+   * Pleroma's revocation deletes the token row (Token.Strategy.Revoke.revoke: Repo.delete,
+   * lib/pleroma/web/o_auth/token/strategy/revoke.ex, Pleroma 2.7.0 and Akkoma 300302d4), and the
+   * refresh token is a column of that row: it is gone too. Elsewhere the row stays, marked.
+   */
+  const revokeToken = (token: Token): void => {
+    token.revoked = true;
+    if (flavour === 'pleroma' && token.refreshToken) refreshTokens.delete(token.refreshToken);
+  };
+
+  /** Who stands behind a token, revoked or not: Mastodon's `current_resource_owner`. */
+  const ownerOf = (token: Token | undefined): User | undefined =>
+    token?.userId ? users.find((u) => u.id === token.userId) : undefined;
+
+  /**
+   * Doorkeeper's answer to a token it will not accept (InvalidTokenResponse.from_access_token,
+   * doorkeeper 5.8.2, rendered by Api::BaseController#doorkeeper_unauthorized_render_options).
+   */
+  const invalidTokenMessage = (token: Token | undefined): string => {
+    if (token?.revoked) return 'The access token was revoked';
+    if (token?.expiresAt !== undefined && token.expiresAt <= Date.now())
+      return 'The access token expired';
+    return 'The access token is invalid';
+  };
+
   /** Mastodon's `reuse_access_token`: the same app, owner and scopes get the same live token. */
   const obtainToken = (clientId: string, scopes: string[], userId: string | null): Token => {
     if (flavour === 'mastodon') {
@@ -256,6 +329,8 @@ export async function startMastodonServer(
   };
 
   const accountJson = (user: User): Record<string, unknown> => ({
+    // REST::AccountSerializer adds `suspended: true` for a suspended account (Mastodon v4.5.15).
+    ...(flavour === 'mastodon' && user.state === 'suspended' ? { suspended: true } : {}),
     id: user.id,
     username: user.username,
     acct: user.username,
@@ -282,6 +357,31 @@ export async function startMastodonServer(
 
   // ---- POST /api/v1/apps -------------------------------------------------------------------
   const createApp = (res: ServerResponse, body: ParsedBody): void => {
+    if (flavour === 'mastodon' && opts.throttleAppRegistrations) {
+      // Rack::Attack counts in fixed windows keyed by (epoch seconds / period), throttled
+      // requests included, and Mastodon's throttled_responder reports the window's end.
+      const { limit, periodSeconds: period } =
+        opts.throttleAppRegistrations === true
+          ? { limit: 5, periodSeconds: 600 }
+          : opts.throttleAppRegistrations;
+      const now = Date.now() / 1000;
+      const window = Math.floor(now / period);
+      const count = (registrations.get(window) ?? 0) + 1;
+      registrations.set(window, count);
+      if (count > limit) {
+        const reset = new Date((window + 1) * period * 1000).toISOString().replace('Z', '000Z');
+        return sendJson(
+          res,
+          429,
+          { error: 'Too many requests' },
+          {
+            'x-ratelimit-limit': String(limit),
+            'x-ratelimit-remaining': '0',
+            'x-ratelimit-reset': reset,
+          },
+        );
+      }
+    }
     const { fields } = body;
     const rawUris = fields.redirect_uris;
     if (Array.isArray(rawUris) && flavour !== 'mastodon') {
@@ -306,6 +406,19 @@ export async function startMastodonServer(
     const scopes = splitScopes(fields.scopes, ['read']);
     const website = typeof fields.website === 'string' ? fields.website : undefined;
     const app = addApp(name, uris, scopes, website);
+    if (flavour === 'pleroma') {
+      // AppView "show.json" (lib/pleroma/web/mastodon_api/views/app_view.ex, Akkoma 300302d4):
+      // no scopes, and the redirect URIs as the one string they were sent as.
+      return json(res, 200, {
+        id: app.id,
+        name: app.name,
+        client_id: app.clientId,
+        client_secret: app.clientSecret,
+        redirect_uri: app.redirectUris.join('\n'),
+        website: app.website ?? null,
+        vapid_key: 'BEm_vapid_key_for_tests',
+      });
+    }
     json(res, 200, {
       id: app.id,
       name: app.name,
@@ -318,6 +431,37 @@ export async function startMastodonServer(
       vapid_key: 'BEm_vapid_key_for_tests',
     });
   };
+
+  /**
+   * Whether a redirect URI matches a registered one. Mastodon uses Doorkeeper's
+   * URIChecker.matches? (lib/doorkeeper/oauth/helpers/uri_checker.rb, 5.8.2) at authorize and at
+   * exchange: the request's query is ignored, and when both are loopback IP literals the port is
+   * too (RFC 8252 §7.3). GoToSocial and Pleroma compare the strings exactly.
+   */
+  const redirectMatches = (requested: string, registered: string): boolean => {
+    if (flavour !== 'mastodon' || requested === OOB || registered === OOB) {
+      return requested === registered;
+    }
+    if (!URL.canParse(requested) || !URL.canParse(registered)) return false;
+    const want = new URL(requested);
+    const have = new URL(registered);
+    if (have.search) {
+      const sorted = (url: URL) => url.search.slice(1).split('&').sort().join('&');
+      if (sorted(want) !== sorted(have)) return false;
+      have.search = '';
+    }
+    // IPAddr#loopback?: 127.0.0.0/8 and ::1; a name such as localhost is not an IP literal.
+    const loopback = (url: URL) =>
+      /^127(\.\d{1,3}){3}$/.test(url.hostname) || url.hostname === '[::1]';
+    if (loopback(want) && loopback(have)) {
+      want.port = '';
+      have.port = '';
+    }
+    want.search = '';
+    return want.href === have.href;
+  };
+  const registeredRedirect = (app: App, uri: string): boolean =>
+    app.redirectUris.some((registered) => redirectMatches(uri, registered));
 
   // ---- /oauth/authorize --------------------------------------------------------------------
   const authorizeError = (res: ServerResponse, message: string): undefined => {
@@ -340,7 +484,7 @@ export async function startMastodonServer(
     if (get('response_type') !== 'code') {
       return authorizeError(res, 'The authorization server does not support this response type.');
     }
-    if (!app.redirectUris.includes(get('redirect_uri'))) {
+    if (!registeredRedirect(app, get('redirect_uri'))) {
       return authorizeError(
         res,
         'The requested redirect uri is malformed or doesn’t match client redirect URI.',
@@ -441,7 +585,9 @@ export async function startMastodonServer(
     const value = random();
     // Only Mastodon stores the challenge; GoToSocial accepts and ignores it, Pleroma has no PKCE.
     const challenge = flavour === 'mastodon' ? code.challenge : undefined;
-    codes.set(value, { ...code, challenge, expiresAt: Date.now() + CODE_LIFETIME_MS, used: false });
+    // Pleroma gives codes the token lifespan (Authorization add_lifetime): about a hundred years.
+    const lifetime = flavour === 'pleroma' ? PLEROMA_TOKEN_SECONDS * 1000 : CODE_LIFETIME_MS;
+    codes.set(value, { ...code, challenge, expiresAt: Date.now() + lifetime, used: false });
     return value;
   };
 
@@ -485,6 +631,36 @@ export async function startMastodonServer(
       `Forbidden: requested redirect URI ${uri ?? ''} was not covered by client redirect URIs`,
     );
 
+  /**
+   * Pleroma's authorization_code grant (token_exchange, o_auth_controller.ex): no redirect_uri
+   * check and no PKCE. The code goes through Token.Utils.fix_padding (URI.decode, then
+   * Base.url_decode64!), which raises on a missing or malformed code: Phoenix answers 500 with
+   * ErrorView's body. A used code: Pleroma 2.7.0 refuses it (use_token: "already used"); Akkoma
+   * hands back the newest unexpired token of the app and user (get_or_exchange_token).
+   */
+  const pleromaExchange = (res: ServerResponse, app: App, raw: string | undefined): void => {
+    if (raw === undefined || !/^[A-Za-z0-9_-]*$/.test(raw) || raw.length % 4 === 1) {
+      return json(res, 500, { errors: { detail: 'Internal server error' } });
+    }
+    const code = codes.get(raw);
+    if (!code || code.clientId !== app.clientId) {
+      return json(res, 400, { error: 'Invalid credentials' });
+    }
+    if (code.used) {
+      const newest = akkoma
+        ? [...tokens.values()]
+            .filter((t) => t.clientId === app.clientId && t.userId === code.userId)
+            .filter((t) => liveToken(t.value))
+            .sort((a, b) => b.createdAt - a.createdAt)[0]
+        : undefined;
+      if (!newest) return json(res, 400, { error: 'Invalid credentials' });
+      return json(res, 200, tokenJson(newest));
+    }
+    if (code.expiresAt <= Date.now()) return json(res, 400, { error: 'Invalid credentials' });
+    code.used = true;
+    json(res, 200, tokenJson(mintToken(app.clientId, code.scopes, code.userId)));
+  };
+
   const token = (req: IncomingMessage, res: ServerResponse, body: ParsedBody): void => {
     const { fields } = body;
     const str = (name: string) => (typeof fields[name] === 'string' ? fields[name] : undefined);
@@ -493,8 +669,14 @@ export async function startMastodonServer(
       flavour === 'pleroma'
         ? ['authorization_code', 'client_credentials', 'refresh_token', 'password']
         : ['authorization_code', 'client_credentials'];
+    // Pleroma: a grant no token_exchange clause matches (an unknown or missing grant_type, a
+    // refresh_token grant without refresh_token) falls to bad_request, which answers HTTP 500
+    // (o_auth_controller.ex, Pleroma 2.7.0 and Akkoma 300302d4).
+    if (flavour === 'pleroma' && (grant === 'refresh_token' ? !str('refresh_token') : !grant)) {
+      return json(res, 500, { error: 'Bad request' });
+    }
     if (!grant || !grants.includes(grant)) {
-      if (flavour === 'pleroma') return json(res, 400, { error: 'Bad request' });
+      if (flavour === 'pleroma') return json(res, 500, { error: 'Bad request' });
       return oauthError(
         res,
         400,
@@ -520,6 +702,20 @@ export async function startMastodonServer(
         return oauthError(res, 400, 'invalid_request', `Bad Request: ${help.join(': ')}`);
       }
     }
+    if (flavour === 'mastodon' && grant === 'authorization_code') {
+      // Doorkeeper checks the parameters before the client (AuthorizationCodeRequest
+      // validate_params, doorkeeper 5.8.2): a code issued with a challenge needs a verifier.
+      const pending = codes.get(str('code') ?? '');
+      const missing =
+        pending?.challenge && !str('code_verifier')
+          ? 'code_verifier'
+          : !redirectUri
+            ? 'redirect_uri'
+            : undefined;
+      if (missing) {
+        return oauthError(res, 400, 'invalid_request', `Missing required parameter: ${missing}.`);
+      }
+    }
     const { app } = clientOf(req, fields);
     if (!app) return badClient(res);
 
@@ -527,7 +723,9 @@ export async function startMastodonServer(
       if (flavour === 'gotosocial' && !app.redirectUris.includes(redirectUri ?? '')) {
         return gtsUnregisteredRedirect(res, redirectUri);
       }
-      const scopes = splitScopes(str('scope'), flavour === 'pleroma' ? app.scopes : ['read']);
+      // Pleroma ignores `scope` here: Authorization.create_authorization(app, %User{}) takes the
+      // app's registered scopes (o_auth_controller.ex, Pleroma 2.7.0 and Akkoma 300302d4).
+      const scopes = flavour === 'pleroma' ? [...app.scopes] : splitScopes(str('scope'), ['read']);
       if (!scopes.every((s) => scopeGranted(app.scopes, s))) {
         if (flavour === 'gotosocial') {
           return oauthError(
@@ -549,12 +747,12 @@ export async function startMastodonServer(
 
     if (grant === 'refresh_token') {
       const old = tokens.get(refreshTokens.get(str('refresh_token') ?? '') ?? '');
-      if (!old || old.clientId !== app.clientId)
+      if (!old || old.revoked || old.clientId !== app.clientId)
         return json(res, 400, { error: 'Invalid credentials' });
       // Pleroma deletes the old access token, refresh token and all, and creates a new one that
-      // carries the old refresh token over unless the server is configured to rotate it.
-      old.revoked = true;
-      if (old.refreshToken) refreshTokens.delete(old.refreshToken);
+      // carries the old refresh token over unless the server is configured to rotate it
+      // (Token.Strategy.RefreshToken.grant with issue_new_refresh_token, default true).
+      revokeToken(old);
       const next = mintToken(app.clientId, old.scopes, old.userId);
       if (!opts.rotateRefreshTokens && old.refreshToken && next.refreshToken) {
         refreshTokens.delete(next.refreshToken);
@@ -565,11 +763,11 @@ export async function startMastodonServer(
     }
 
     if (grant === 'password') return json(res, 400, { error: 'Invalid credentials' });
+    if (flavour === 'pleroma') return pleromaExchange(res, app, str('code'));
 
     const code = codes.get(str('code') ?? '');
     if (!code || code.used || code.expiresAt <= Date.now() || code.clientId !== app.clientId) {
       if (flavour === 'gotosocial') return gtsBadCode(res);
-      if (flavour === 'pleroma') return json(res, 400, { error: 'Invalid credentials' });
       return oauthError(
         res,
         400,
@@ -580,10 +778,9 @@ export async function startMastodonServer(
     if (flavour === 'gotosocial' && !app.redirectUris.includes(redirectUri ?? '')) {
       return gtsUnregisteredRedirect(res, redirectUri);
     }
-    if (redirectUri !== code.redirectUri) {
+    if (!redirectMatches(redirectUri ?? '', code.redirectUri)) {
       // A registered URI that is not the code's: the library reports the code as invalid.
       if (flavour === 'gotosocial') return gtsBadCode(res);
-      if (flavour === 'pleroma') return json(res, 400, { error: 'Invalid credentials' });
       return oauthError(
         res,
         400,
@@ -612,8 +809,11 @@ export async function startMastodonServer(
     const { fields } = body;
     const value = typeof fields.token === 'string' ? fields.token : '';
     if (flavour === 'pleroma') {
+      // token_revoke needs only `token`, looks it up among access tokens (a refresh token is not
+      // found, and answers 200 all the same) and deletes its row, refresh token and all.
+      if (typeof fields.token !== 'string') return json(res, 500, { error: 'Bad request' });
       const found = tokens.get(value);
-      if (found) found.revoked = true;
+      if (found) revokeToken(found);
       return json(res, 200, {});
     }
     if (flavour === 'gotosocial') {
@@ -640,37 +840,107 @@ export async function startMastodonServer(
       found.revoked = true;
       return json(res, 200, {});
     }
+    // Doorkeeper's TokensController#revoke (5.8.2): `validate_presence_of_client` runs first, so
+    // a wrong or missing client secret is refused with the same 403 unauthorized_client as
+    // another app's token, before the token is looked at; an unknown token then answers 200.
     const { app } = clientOf(req, fields);
-    if (!app) return badClient(res);
+    const refuse = () =>
+      oauthError(res, 403, 'unauthorized_client', 'You are not authorized to revoke this token');
+    if (!app) return refuse();
     const found = tokens.get(value);
-    if (!found || found.revoked) return json(res, 200, {});
-    if (found.clientId !== app.clientId) {
-      return oauthError(
-        res,
-        403,
-        'unauthorized_client',
-        'You are not authorized to revoke this token',
-      );
-    }
-    found.revoked = true;
+    if (!found) return json(res, 200, {});
+    if (found.clientId !== app.clientId) return refuse();
+    revokeToken(found);
     json(res, 200, {});
   };
 
   // ---- API ---------------------------------------------------------------------------------
-  const verifyCredentials = (req: IncomingMessage, res: ServerResponse): void => {
-    const found = liveToken(bearerToken(req));
-    if (flavour === 'gotosocial') {
-      // TokenAuth: no valid token → "token not supplied"; a token without a user → "user not supplied".
-      if (!found) return json(res, 401, { error: 'Unauthorized: token not supplied' });
-      if (!found.userId)
-        return json(res, 401, { error: 'Unauthorized: user not supplied or not authorized' });
-    } else if (flavour === 'pleroma') {
-      if (!found || !found.userId) return json(res, 403, { error: 'Invalid credentials.' });
-    } else {
-      if (!found) return json(res, 401, { error: 'The access token is invalid' });
-      if (!found.userId)
-        return json(res, 422, { error: 'This method requires an authenticated user' });
+  /**
+   * Mastodon's before_actions in order (Api::BaseController, then the controller; v4.5.15):
+   * `require_authenticated_user!` when unauthenticated access is off, `require_not_suspended!`,
+   * the controller's own `doorkeeper_authorize!` (Accounts::CredentialsController asks for
+   * profile, read or read:accounts), then `require_user!`. The user comes from the token even
+   * when it is revoked (Doorkeeper's OAuth::Token.authenticate finds revoked tokens too).
+   * Returns true when it answered.
+   */
+  const mastodonGate = (
+    res: ServerResponse,
+    token: Token | undefined,
+    scopes: readonly string[] | undefined,
+  ): boolean => {
+    const owner = ownerOf(token);
+    if (opts.disallowUnauthenticated && !owner) {
+      json(res, 401, { error: 'This method requires an authenticated user' });
+      return true;
     }
+    if (owner?.state === 'suspended') {
+      json(res, 403, { error: 'Your login is currently disabled' });
+      return true;
+    }
+    const live = liveToken(token?.value);
+    if (!live) {
+      json(res, 401, { error: invalidTokenMessage(token) });
+      return true;
+    }
+    if (scopes && !scopes.some((s) => scopeGranted(live.scopes, s))) {
+      json(res, 403, { error: 'This action is outside the authorized scopes' });
+      return true;
+    }
+    return false;
+  };
+
+  /** Api::BaseController#require_user! (v4.5.15). */
+  const mastodonRequireUser = (res: ServerResponse, token: Token): boolean => {
+    const owner = ownerOf(token);
+    const refusal = !owner
+      ? { status: 422, error: 'This method requires an authenticated user' }
+      : owner.state === 'unconfirmed'
+        ? { status: 403, error: 'Your login is missing a confirmed e-mail address' }
+        : owner.state === 'pending'
+          ? { status: 403, error: 'Your login is currently pending approval' }
+          : owner.state
+            ? { status: 403, error: 'Your login is currently disabled' }
+            : undefined;
+    if (refusal) json(res, refusal.status, { error: refusal.error });
+    return refusal !== undefined;
+  };
+
+  /**
+   * Pleroma's authenticated_api pipeline (router.ex): OAuthPlug finds an unexpired token,
+   * UserEnabledPlug drops the auth of a user who is not active, EnsureAuthenticatedPlug answers
+   * 403 "Invalid credentials." without a user (app tokens, unknown tokens, deactivated users),
+   * and only then OAuthScopesPlug asks for read:accounts. `profile` is not a Pleroma scope.
+   */
+  const pleromaUser = (res: ServerResponse, token: Token | undefined): User | undefined => {
+    const owner = ownerOf(token);
+    if (!owner || owner.state) {
+      json(res, 403, { error: 'Invalid credentials.' });
+      return undefined;
+    }
+    if (!scopeGranted(token?.scopes ?? [], 'read:accounts')) {
+      json(res, 403, { error: 'Insufficient permissions: read:accounts.' });
+      return undefined;
+    }
+    return owner;
+  };
+
+  const verifyCredentials = (req: IncomingMessage, res: ServerResponse): void => {
+    if (flavour === 'mastodon') {
+      const token = tokens.get(bearerToken(req) ?? '');
+      if (mastodonGate(res, token, ['profile', 'read', 'read:accounts'])) return;
+      if (token && mastodonRequireUser(res, token)) return;
+      return json(res, 200, accountJson(findUser(token?.userId ?? undefined)));
+    }
+    const found = liveToken(bearerToken(req));
+    if (flavour === 'pleroma') {
+      const owner = pleromaUser(res, found);
+      if (owner) json(res, 200, accountJson(owner));
+      return;
+    }
+    // TokenAuth: no valid token → "token not supplied"; a token without a user → "user not supplied".
+    if (!found) return json(res, 401, { error: 'Unauthorized: token not supplied' });
+    if (!found.userId)
+      return json(res, 401, { error: 'Unauthorized: user not supplied or not authorized' });
     if (!['read:accounts', 'profile'].some((s) => scopeGranted(found.scopes, s))) {
       return json(res, 403, { error: 'This action is outside the authorized scopes' });
     }
@@ -679,14 +949,26 @@ export async function startMastodonServer(
 
   const appCredentials = (req: IncomingMessage, res: ServerResponse): void => {
     if (flavour === 'gotosocial') return json(res, 404, { error: 'Not Found' });
-    const found = liveToken(bearerToken(req));
-    if (!found) {
-      // Pleroma skips its auth plugs here and the action only matches a request with a token:
-      // without one Phoenix raises ActionClauseError, which answers 400.
-      if (flavour === 'pleroma') return json(res, 400, { error: 'Bad request' });
-      return json(res, 401, { error: 'The access token is invalid' });
+    if (flavour === 'pleroma') {
+      // The app_api pipeline skips the user checks, but UserEnabledPlug still drops a
+      // deactivated user's token, and the action only has a clause for a request with a token:
+      // without one Phoenix raises ActionClauseError (400), and ErrorView, which has no
+      // "400.json", renders its 500 body. With one: AppView "compact_non_secret.json".
+      const found = liveToken(bearerToken(req));
+      const app = found && apps.get(found.clientId);
+      if (!found || !app || ownerOf(found)?.state) {
+        return json(res, 400, { errors: { detail: 'Internal server error' } });
+      }
+      return json(res, 200, {
+        name: app.name,
+        website: app.website ?? null,
+        vapid_key: 'BEm_vapid_key_for_tests',
+      });
     }
-    const app = apps.get(found.clientId);
+    // Apps::CredentialsController: no scopes asked, and no require_user!.
+    const token = tokens.get(bearerToken(req) ?? '');
+    if (mastodonGate(res, token, undefined)) return;
+    const app = token && apps.get(token.clientId);
     if (!app) return json(res, 401, { error: 'The access token is invalid' });
     json(res, 200, {
       id: app.id,
@@ -696,6 +978,35 @@ export async function startMastodonServer(
       redirect_uri: app.redirectUris.join('\n'),
       redirect_uris: app.redirectUris,
       vapid_key: 'BEm_vapid_key_for_tests',
+    });
+  };
+
+  /**
+   * Doorkeeper's GET /oauth/token/info (TokenInfoController, 5.8.2; routed by Mastodon's
+   * `use_doorkeeper`). A Doorkeeper controller, so none of Api::BaseController's checks apply.
+   * The body is AccessToken#as_json: the token's own scopes, and the *user* id (not the account
+   * id), null for an app token.
+   */
+  const tokenInfo = (req: IncomingMessage, res: ServerResponse): void => {
+    const live = liveToken(bearerToken(req));
+    if (!live) {
+      const description = 'The access token is invalid';
+      return sendJson(
+        res,
+        401,
+        { error: 'invalid_token', error_description: description },
+        {
+          'www-authenticate': `Bearer realm="Doorkeeper", error="invalid_token", error_description="${description}"`,
+        },
+      );
+    }
+    const owner = ownerOf(live);
+    sendJson(res, 200, {
+      resource_owner_id: owner ? users.indexOf(owner) + 1 : null,
+      scope: live.scopes,
+      expires_in: null,
+      application: { uid: live.clientId },
+      created_at: Math.floor(live.createdAt / 1000),
     });
   };
 
@@ -711,7 +1022,11 @@ export async function startMastodonServer(
     json(res, 200, accountJson(user));
   };
 
-  const { software, nodeinfo: nodeinfoVersion, instance: instanceVersion } = VERSIONS[flavour];
+  const {
+    software,
+    nodeinfo: nodeinfoVersion,
+    instance: instanceVersion,
+  } = akkoma ? AKKOMA_VERSION : VERSIONS[flavour];
 
   const route = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const key = `${req.method} ${url.pathname}`;
@@ -733,6 +1048,9 @@ export async function startMastodonServer(
         return verifyCredentials(req, res);
       case 'GET /api/v1/apps/verify_credentials':
         return appCredentials(req, res);
+      case 'GET /oauth/token/info':
+        if (flavour !== 'mastodon') break;
+        return tokenInfo(req, res);
       case 'GET /api/v1/accounts/lookup':
         return lookup(req, res, url.searchParams);
       case 'GET /api/v1/instance':
@@ -761,6 +1079,12 @@ export async function startMastodonServer(
           openRegistrations: false,
           metadata: {},
         });
+    }
+    if (flavour === 'pleroma' && req.method === 'GET') {
+      // Pleroma's router ends in Fallback.RedirectController: /api/* answers 404 "Not
+      // implemented", any other path the front end's index page with 200.
+      if (url.pathname.startsWith('/api/')) return json(res, 404, { error: 'Not implemented' });
+      return sendHtml(res, 200, '<!DOCTYPE html><html><body><div id="app"></div></body></html>');
     }
     json(res, 404, { error: 'Record not found' });
   };
@@ -804,13 +1128,16 @@ export async function startMastodonServer(
     issueCode(o) {
       const app = apps.get(o.clientId);
       if (!app) throw new Error('issueCode: unknown client');
-      return makeCode({
+      const value = makeCode({
         clientId: o.clientId,
         redirectUri: o.redirectUri,
         scopes: splitScopes(o.scope, app.scopes),
         userId: findUser(o.user).id,
         challenge: o.codeChallenge,
       });
+      const code = codes.get(value);
+      if (code && o.used) code.used = true;
+      return value;
     },
     issueToken(o = {}) {
       const app = o.clientId
@@ -818,10 +1145,15 @@ export async function startMastodonServer(
         : addApp('fedi-token tests', [OOB], ['read', 'write']);
       if (!app) throw new Error('issueToken: unknown client');
       const userId = o.user === null ? null : findUser(o.user).id;
-      return mintToken(app.clientId, splitScopes(o.scope, app.scopes), userId).value;
+      const token = mintToken(app.clientId, splitScopes(o.scope, app.scopes), userId);
+      if (o.createdAt) token.createdAt = o.createdAt.getTime();
+      return token.value;
     },
     isRevoked(value) {
       return tokens.get(value)?.revoked ?? false;
+    },
+    setUserState(key, state) {
+      findUser(key).state = state;
     },
     inject(fault) {
       faults.inject(fault);

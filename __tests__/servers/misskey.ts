@@ -9,7 +9,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FaultQueue, serveFault } from './faults.ts';
 import { bearerToken, escapeHtml, listen, readBody, redirect, sendHtml, sendJson } from './util.ts';
 
-/** The permissions MiAuth keeps; anything else in `permission=` is dropped silently. */
+/**
+ * The permissions the MiAuth page keeps (pages/miauth.vue filters `permission=` through
+ * misskey-js's `permissions`, consts.ts, Misskey 2025.10.2); anything else is dropped silently.
+ * There is no plain `read`.
+ */
 export const MISSKEY_PERMISSIONS = [
   'read:account',
   'write:account',
@@ -31,6 +35,90 @@ export const MISSKEY_PERMISSIONS = [
   'read:reactions',
   'write:reactions',
   'write:votes',
+  'read:pages',
+  'write:pages',
+  'write:page-likes',
+  'read:page-likes',
+  'read:user-groups',
+  'write:user-groups',
+  'read:channels',
+  'write:channels',
+  'read:gallery',
+  'write:gallery',
+  'read:gallery-likes',
+  'write:gallery-likes',
+  'read:flash',
+  'write:flash',
+  'read:flash-likes',
+  'write:flash-likes',
+  'read:admin:abuse-user-reports',
+  'write:admin:delete-account',
+  'write:admin:delete-all-files-of-a-user',
+  'read:admin:index-stats',
+  'read:admin:table-stats',
+  'read:admin:user-ips',
+  'read:admin:meta',
+  'write:admin:reset-password',
+  'write:admin:resolve-abuse-user-report',
+  'write:admin:send-email',
+  'read:admin:server-info',
+  'read:admin:show-moderation-log',
+  'read:admin:show-user',
+  'write:admin:suspend-user',
+  'write:admin:unset-user-avatar',
+  'write:admin:unset-user-banner',
+  'write:admin:unsuspend-user',
+  'write:admin:meta',
+  'write:admin:user-note',
+  'write:admin:roles',
+  'read:admin:roles',
+  'write:admin:relays',
+  'read:admin:relays',
+  'write:admin:invite-codes',
+  'read:admin:invite-codes',
+  'write:admin:announcements',
+  'read:admin:announcements',
+  'write:admin:avatar-decorations',
+  'read:admin:avatar-decorations',
+  'write:admin:federation',
+  'write:admin:account',
+  'read:admin:account',
+  'write:admin:emoji',
+  'read:admin:emoji',
+  'write:admin:queue',
+  'read:admin:queue',
+  'write:admin:promo',
+  'write:admin:drive',
+  'read:admin:drive',
+  'write:admin:ad',
+  'read:admin:ad',
+  'write:invite-codes',
+  'read:invite-codes',
+  'write:clip-favorite',
+  'read:clip-favorite',
+  'read:federation',
+  'write:report-abuse',
+  'write:chat',
+  'read:chat',
+];
+
+/** What Sharkey's misskey-js adds to the list (consts.ts, Sharkey develop 3d13024828). */
+export const SHARKEY_EXTRA_PERMISSIONS = [
+  'read:notes-schedule',
+  'write:notes-schedule',
+  'read:admin:abuse-report:notification-recipient',
+  'write:admin:abuse-report:notification-recipient',
+  'write:admin:approve-user',
+  'write:admin:decline-user',
+  'write:admin:nsfw-user',
+  'write:admin:unnsfw-user',
+  'write:admin:cw-user',
+  'write:admin:cw-note',
+  'write:admin:cw-instance',
+  'write:admin:silence-user',
+  'write:admin:unsilence-user',
+  'write:admin:reject-quotes',
+  'write:admin:restart-migration',
 ];
 
 export interface MisskeyUser {
@@ -80,11 +168,19 @@ export class MisskeyApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly info: Record<string, unknown> | undefined;
-  constructor(status: number, code: string, message: string, info?: Record<string, unknown>) {
+  readonly id: string | undefined;
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    info?: Record<string, unknown>,
+    id?: string,
+  ) {
     super(message);
     this.status = status;
     this.code = code;
     this.info = info;
+    this.id = id;
   }
 }
 
@@ -134,12 +230,17 @@ const ERROR_IDS: Record<string, string> = {
   RATE_LIMIT_EXCEEDED: 'd5826d14-3982-4d2e-8011-b9e9f02499ef',
   YOUR_ACCOUNT_SUSPENDED: 'a8c724b3-6e9c-4b46-b1a8-bc3ed6258370',
   UNKNOWN_API_ENDPOINT: '2ca3b769-540a-4f08-9dd5-b5a825b6d0f1',
+  // auth/session/userkey's; auth/session/generate has its own id (below).
   NO_SUCH_APP: 'fcab192a-2c5a-43b7-8ad8-9b7054d8d40d',
   NO_SUCH_SESSION: '5b5a1503-8bc8-4bd0-8054-dc189e8cdcb3',
   PENDING_SESSION: '8c8a4145-02cc-4cca-8e66-29ba60445a8e',
   INVALID_PARAM: '3d81ceae-475f-4600-b2a8-2bc116157532',
 };
 
+/**
+ * ApiCallService's error answer (Misskey 2025.10.2): `{error: {message, code, id, kind, info?}}`,
+ * with the WWW-Authenticate header #sendApiError and #sendAuthenticationError add.
+ */
 export function misskeyError(
   res: ServerResponse,
   status: number,
@@ -147,8 +248,26 @@ export function misskeyError(
   message: string,
   info?: Record<string, unknown>,
   headers: Record<string, string> = {},
+  id?: string,
 ): void {
-  const kind = status === 403 ? 'permission' : status >= 500 ? 'server' : 'client';
+  // error.ts: kind defaults to 'client'; the permission errors ApiCallService raises say
+  // 'permission', and an internal error 'server'.
+  const kind =
+    code === 'PERMISSION_DENIED' || code === 'YOUR_ACCOUNT_SUSPENDED'
+      ? 'permission'
+      : status >= 500
+        ? 'server'
+        : 'client';
+  const authenticate =
+    code === 'AUTHENTICATION_FAILED'
+      ? `Bearer realm="Misskey", error="invalid_token", error_description="${message}"`
+      : status === 401
+        ? 'Bearer realm="Misskey"'
+        : code === 'PERMISSION_DENIED'
+          ? `Bearer realm="Misskey", error="insufficient_scope", error_description="${message}"`
+          : kind === 'client' && status !== 429
+            ? `Bearer realm="Misskey", error="invalid_request", error_description="${message}"`
+            : undefined;
   sendJson(
     res,
     status,
@@ -156,12 +275,12 @@ export function misskeyError(
       error: {
         message,
         code,
-        id: ERROR_IDS[code] ?? randomUUID(),
+        id: id ?? ERROR_IDS[code] ?? randomUUID(),
         kind,
         ...(info ? { info } : {}),
       },
     },
-    headers,
+    { ...(authenticate ? { 'www-authenticate': authenticate } : {}), ...headers },
   );
 }
 
@@ -213,7 +332,11 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
         id: newId(),
         name,
         secret: randomBytes(16).toString('hex'),
-        permission: permission.filter((p) => MISSKEY_PERMISSIONS.includes(p)),
+        // app/create.ts keeps every permission it is given, only rewriting the old
+        // `notes-write` / `notes/read` spelling to `write:notes`.
+        permission: [
+          ...new Set(permission.map((p) => p.replace(/^(.+)(\/|-)(read|write)$/, '$3:$1'))),
+        ],
         callbackUrl: typeof body.callbackUrl === 'string' ? body.callbackUrl : null,
       };
       apps.set(app.id, app);
@@ -227,15 +350,15 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
     },
   });
 
-  const appBySecret = (secret: unknown): App => {
+  const appBySecret = (secret: unknown, id?: string): App => {
     const app = [...apps.values()].find((a) => a.secret === secret);
-    if (!app) throw new MisskeyApiError(400, 'NO_SUCH_APP', 'No such app.');
+    if (!app) throw new MisskeyApiError(400, 'NO_SUCH_APP', 'No such app.', undefined, id);
     return app;
   };
 
   endpoints.set('auth/session/generate', {
     handler: ({ body }) => {
-      const app = appBySecret(body.appSecret);
+      const app = appBySecret(body.appSecret, '92f93e63-428e-4f2f-a5a4-39e1407fe998');
       const token = randomUUID();
       legacySessions.set(token, { token, appId: app.id, userId: null });
       return { token, url: `${listening.url}/auth/${token}` };
@@ -280,6 +403,14 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
     const isMiAuthCheck = req.method === 'POST' && /^miauth\/[^/]+\/check$/.test(name);
     if (!spec && !isMiAuthCheck) {
       await readBody(req).catch(() => undefined);
+      // ApiServerService's catch-all is a GET route; other methods meet Fastify's own 404.
+      if (req.method !== 'GET') {
+        return sendJson(res, 404, {
+          message: `Route ${req.method ?? 'POST'}:/api/${name} not found`,
+          error: 'Not Found',
+          statusCode: 404,
+        });
+      }
       return misskeyError(res, 404, 'UNKNOWN_API_ENDPOINT', 'Unknown API endpoint.');
     }
     if (req.method === 'GET') {
@@ -320,8 +451,6 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
           401,
           'AUTHENTICATION_FAILED',
           'Authentication failed. Please ensure your token is correct.',
-          undefined,
-          { 'www-authenticate': 'Bearer realm="Misskey", error="invalid_token"' },
         );
       }
     }
@@ -332,7 +461,12 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
     if (endpoint.requireCredential && token && users.get(token.userId)?.isSuspended) {
       return misskeyError(res, 403, 'YOUR_ACCOUNT_SUSPENDED', 'Your account has been suspended.');
     }
-    if (token && endpoint.kind && !token.permission.includes(endpoint.kind)) {
+    // An app token needs the endpoint's `kind`; an endpoint that requires a credential but
+    // names no kind is for the user's own web session only.
+    const lacksKind = endpoint.kind
+      ? !token?.permission.includes(endpoint.kind)
+      : endpoint.requireCredential;
+    if (token && lacksKind) {
       return misskeyError(
         res,
         403,
@@ -354,7 +488,7 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
       sendJson(res, 200, result);
     } catch (error) {
       if (!(error instanceof MisskeyApiError)) throw error;
-      misskeyError(res, error.status, error.code, error.message, error.info);
+      misskeyError(res, error.status, error.code, error.message, error.info, {}, error.id);
     }
   }
 
@@ -380,9 +514,11 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
     if (existing) return existing.token;
     const owner = userNamed(opts.username);
     const token = randomBytes(16).toString('base64url');
-    const permission = (opts.permission ?? ['read:account']).filter((p) =>
-      MISSKEY_PERMISSIONS.includes(p),
-    );
+    const known =
+      software === 'sharkey'
+        ? [...MISSKEY_PERMISSIONS, ...SHARKEY_EXTRA_PERMISSIONS]
+        : MISSKEY_PERMISSIONS;
+    const permission = (opts.permission ?? ['read:account']).filter((p) => known.includes(p));
     tokens.set(token, { token, userId: owner.id, permission, session, fetched: false });
     return token;
   };
@@ -502,8 +638,13 @@ export async function startMisskey(options: MisskeyServerOptions = {}): Promise<
   };
 }
 
-/** The 429 Misskey sends when a rate limit is hit, for `faults.inject`. */
+/**
+ * The 429 Misskey sends when a rate limit is hit, for `faults.inject`. ApiCallService puts the
+ * `ratelimiter` package's info in the body (`total`, `remaining`, `reset` in epoch seconds,
+ * `resetMs` in epoch milliseconds) and derives Retry-After from `resetMs` (Misskey 2025.10.2).
+ */
 export function rateLimitFault(path: string, retryAfter: number, times = 1) {
+  const resetMs = Date.now() + retryAfter * 1000;
   return {
     kind: 'status' as const,
     status: 429,
@@ -516,7 +657,7 @@ export function rateLimitFault(path: string, retryAfter: number, times = 1) {
         code: 'RATE_LIMIT_EXCEEDED',
         id: ERROR_IDS.RATE_LIMIT_EXCEEDED,
         kind: 'client',
-        info: { reset: Math.floor(Date.now() / 1000) + retryAfter },
+        info: { total: 10, remaining: 0, reset: Math.ceil(resetMs / 1000), resetMs },
       },
     },
   };

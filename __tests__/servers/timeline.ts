@@ -1,7 +1,8 @@
 /**
  * A loopback server that lists one account's statuses the way each server family does
  * (PROTOCOLS.md, checked against the servers' sources): Mastodon, GoToSocial and Pleroma through
- * the Mastodon API, Misskey through `POST /api/users/notes`. Generated timelines hold replies to
+ * the Mastodon API, Misskey through `POST /api/users/notes` (its paths and filters, Misskey's and
+ * Sharkey's, in misskey-notes.ts). Generated timelines hold replies to
  * others, self-replies, boosts/renotes, media and every visibility. Faults can be injected into
  * the listing requests (a 500, a 503 or a reset from the nth request on), and `repeat` makes pages
  * overlap as they do when posts arrive while a client is paging.
@@ -10,6 +11,15 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  LeakyBucket,
+  MisskeyUserNotes,
+  rateLimitHeaders,
+  readNotesParams,
+  type ApiFailure,
+  type NoteRow,
+  type UserNotesOptions,
+} from './misskey-notes.ts';
 
 export type Flavour = 'mastodon' | 'gotosocial' | 'pleroma' | 'misskey';
 type Visibility = 'public' | 'unlisted' | 'private' | 'direct' | 'list';
@@ -26,6 +36,8 @@ export interface Post {
   mention: boolean;
   reblog: boolean;
   media: boolean;
+  /** A reply whose parent was deleted (see TimelineServer.orphan). */
+  orphaned?: boolean;
 }
 
 export interface Fault {
@@ -70,6 +82,8 @@ export interface TimelineServerOptions {
   username?: string;
   /** GoToSocial writes its configured host into Link URLs; default one that does not resolve. */
   linkHost?: string;
+  /** Misskey flavour: which server's users/notes (Misskey or Sharkey), fanout on or off. */
+  misskey?: UserNotesOptions;
 }
 
 export interface RecordedRequest {
@@ -113,6 +127,22 @@ function makeId(flavour: Flavour, ms: number, index: number): string {
   }
 }
 
+const MISSKEY_VISIBILITY = {
+  public: 'public',
+  unlisted: 'home',
+  private: 'followers',
+  direct: 'specified',
+  list: 'specified',
+} as const;
+
+/**
+ * Misskey flavour: some notes are quotes with a content warning and no text. Misskey's isQuote
+ * (misc/is-renote.ts) calls them quotes, the user's own posts, not renotes.
+ */
+export function isCwQuote(post: Post): boolean {
+  return post.reply === 'none' && !post.reblog && post.index % 23 === 9;
+}
+
 function compareIds(a: string, b: string): number {
   if (a.length !== b.length && /^\d+$/.test(a) && /^\d+$/.test(b)) return a.length - b.length;
   return a < b ? -1 : a > b ? 1 : 0;
@@ -133,8 +163,42 @@ export class TimelineServer {
    * it, the cursor's own post included: what a client sees when the server's cursor slips.
    */
   repeat = 0;
+  /**
+   * A fault: false answers nodeinfo with 404, as a server behind a proxy that does not pass
+   * /.well-known on. Every real family serves it (PROTOCOLS.md).
+   */
+  nodeinfo = true;
+  /**
+   * Mastodon: the account is suspended. Lookups still find it, marked `suspended: true`
+   * (REST::AccountSerializer), its statuses list is empty (Accounts::StatusesController
+   * load_statuses: `@account.unavailable? ? []`), and its own token gets 403 on
+   * verify_credentials (Api::BaseController#require_not_suspended!; all v4.5.15).
+   */
+  suspended = false;
+  /**
+   * Mastodon's Rack::Attack `throttle_authenticated_paging` (300 per 15 minutes per user, or per
+   * address without one; config/initializers/rack_attack.rb v4.5.15): requests that carry
+   * max_id, min_id or since_id, counted in fixed windows, throttled ones included. A test sets a
+   * small limit and window.
+   */
+  pagingLimit: { limit: number; periodSeconds: number } | undefined;
+  private readonly pagingWindows = new Map<number, number>();
   url = '';
+  /** Misskey flavour: the users/notes model (fanout lists, database fallback, fork). */
+  readonly userNotes: MisskeyUserNotes;
   private listRequests = 0;
+  // Sharkey's per-caller leaky buckets for users/notes.
+  private readonly buckets = new Map<string, LeakyBucket>();
+  /**
+   * Sharkey's bucket clock: real time, or `paced` for tests that must not depend on how fast the
+   * machine is: 10 ms per request, plus the Retry-After a 429 asked for (the test checks the
+   * client really waited, from `sharkeyAnswers`).
+   */
+  sharkeyClock: 'real' | 'paced' = 'real';
+  private pacedNow = Date.now();
+  private pacedOwed = 0;
+  /** Sharkey users/notes answers: when (real time) and whether the bucket refused. */
+  readonly sharkeyAnswers: { at: number; blocked: boolean }[] = [];
   // Counted apart from `posts`: a deleted post's number (and so its id) is never reused.
   private published = 0;
   private readonly server: Server;
@@ -146,6 +210,7 @@ export class TimelineServer {
     this.accountId = makeId(this.flavour, START - 86_400_000, 0);
     this.linkHost = options.linkHost ?? 'gts.example.invalid';
     this.media = options.media;
+    this.userNotes = new MisskeyUserNotes(options.misskey);
     this.addPosts(options.posts ?? 1200);
     this.server = createServer((req, res) => {
       this.handle(req, res).catch(() => {
@@ -201,6 +266,20 @@ export class TimelineServer {
     return added;
   }
 
+  /**
+   * The post this one replies to is deleted. Mastodon nulls `in_reply_to_id` (a foreign key on
+   * delete nullify) but keeps `in_reply_to_account_id` and the `reply` flag, which its
+   * exclude_replies decides on (Status.without_replies, app/models/status.rb v4.5.15). Pleroma
+   * renders both ids from the parent it no longer finds, so both are null, while its
+   * exclude_replies still decides on the object's inReplyTo.
+   */
+  orphan(id: string): void {
+    const post = this.posts.find((candidate) => candidate.id === id);
+    if (!post || post.reply === 'none') throw new Error(`no reply ${id}`);
+    post.replyToId = null;
+    post.orphaned = true;
+  }
+
   /** The user deletes a post. */
   removePost(id: string): void {
     const index = this.posts.findIndex((post) => post.id === id);
@@ -229,6 +308,7 @@ export class TimelineServer {
       return { id: this.accountId, username: this.username, host: null, name: 'Alice' };
     }
     return {
+      ...(this.flavour === 'mastodon' && this.suspended ? { suspended: true } : {}),
       id: this.accountId,
       username: this.username,
       acct: this.username,
@@ -245,7 +325,13 @@ export class TimelineServer {
       created_at: post.createdAt,
       in_reply_to_id: post.replyToId,
       in_reply_to_account_id:
-        post.reply === 'self' ? this.accountId : post.reply === 'other' ? OTHER_ACCOUNT : null,
+        post.orphaned && this.flavour === 'pleroma'
+          ? null
+          : post.reply === 'self'
+            ? this.accountId
+            : post.reply === 'other'
+              ? OTHER_ACCOUNT
+              : null,
       sensitive: Boolean(this.media?.contentWarning(post)),
       spoiler_text: this.media?.contentWarning(post) ?? '',
       visibility: post.visibility,
@@ -284,30 +370,24 @@ export class TimelineServer {
   }
 
   private note(post: Post): Json {
-    const visibility = {
-      public: 'public',
-      unlisted: 'home',
-      private: 'followers',
-      direct: 'specified',
-      list: 'specified',
-    }[post.visibility];
+    const visibility = MISSKEY_VISIBILITY[post.visibility];
+    const cwQuote = isCwQuote(post);
+    const renote = post.reblog || cwQuote;
     return {
       id: post.id,
       createdAt: post.createdAt,
       userId: this.accountId,
       user: this.account(),
-      text: post.reblog ? null : `Note ${post.index} with “ünïcode”`,
-      cw: this.media?.contentWarning(post) || null,
+      text: renote ? null : `Note ${post.index} with “ünïcode”`,
+      cw: cwQuote ? `CW on note ${post.index}` : this.media?.contentWarning(post) || null,
       visibility,
       localOnly: false,
       replyId: post.replyToId,
       reply: post.replyToId
         ? { id: post.replyToId, userId: post.reply === 'self' ? this.accountId : OTHER_ACCOUNT }
         : undefined,
-      renoteId: post.reblog ? `rn${post.id}` : null,
-      renote: post.reblog
-        ? { id: `rn${post.id}`, userId: OTHER_ACCOUNT, text: 'theirs' }
-        : undefined,
+      renoteId: renote ? `rn${post.id}` : null,
+      renote: renote ? { id: `rn${post.id}`, userId: OTHER_ACCOUNT, text: 'theirs' } : undefined,
       ...this.files(post),
       reactions: {},
       renoteCount: 0,
@@ -321,6 +401,22 @@ export class TimelineServer {
       ? this.media.misskeyFiles(post)
       : [{ id: `f${post.index}`, type: 'image/png' }];
     return { fileIds: files.map((file) => file.id), files };
+  }
+
+  /** What users/notes' filters read from a post. */
+  private noteRow(post: Post): NoteRow {
+    const cwQuote = isCwQuote(post);
+    return {
+      id: post.id,
+      visibility: MISSKEY_VISIBILITY[post.visibility],
+      reply: post.replyToId !== null,
+      replyToOther: post.reply === 'other',
+      renote: post.reblog || cwQuote,
+      text: !post.reblog && !cwQuote,
+      cw: cwQuote,
+      poll: false,
+      files: post.media,
+    };
   }
 
   // ---- HTTP -----------------------------------------------------------------------------------
@@ -371,6 +467,9 @@ export class TimelineServer {
     });
 
     if (this.media?.serveInstance(req, res, url)) return;
+    if (!this.nodeinfo && url.pathname.includes('nodeinfo')) {
+      return this.send(res, 404, { error: 'Not found' });
+    }
     if (url.pathname === '/.well-known/nodeinfo') {
       return this.send(res, 200, {
         links: [
@@ -392,6 +491,33 @@ export class TimelineServer {
     }
     if (this.flavour === 'misskey') return this.misskey(req, res, url, body ?? {}, presented);
     return this.mastodonApi(req, res, url, presented);
+  }
+
+  /** Answers 429 as Mastodon's Rack::Attack throttled_responder does, when paging is throttled. */
+  private throttled(res: ServerResponse, url: URL): boolean {
+    const paging = ['max_id', 'min_id', 'since_id', 'page'].some((key) =>
+      url.searchParams.get(key),
+    );
+    if (!this.pagingLimit || !paging) return false;
+    const { limit, periodSeconds } = this.pagingLimit;
+    const now = Date.now() / 1000;
+    const window = Math.floor(now / periodSeconds);
+    const count = (this.pagingWindows.get(window) ?? 0) + 1;
+    this.pagingWindows.set(window, count);
+    if (count <= limit) return false;
+    const reset = new Date((window + 1) * periodSeconds * 1000).toISOString();
+    this.send(
+      res,
+      429,
+      { error: 'Too many requests' },
+      {
+        'x-ratelimit-limit': String(limit),
+        'x-ratelimit-remaining': '0',
+        // Time#iso8601(6): microseconds.
+        'x-ratelimit-reset': reset.replace('Z', '000Z'),
+      },
+    );
+    return true;
   }
 
   /** The fault in force for the listing request being served, if any. */
@@ -457,6 +583,7 @@ export class TimelineServer {
     token: string | undefined,
   ): void {
     const flavour = this.flavour;
+    if (flavour === 'mastodon' && this.throttled(res, url)) return;
     if (token !== undefined && token !== this.token) {
       return this.send(res, 401, { error: 'The access token is invalid' });
     }
@@ -464,6 +591,9 @@ export class TimelineServer {
     if (req.method !== 'GET') return this.send(res, 404, { error: 'Record not found' });
     if (url.pathname === '/api/v1/accounts/verify_credentials') {
       if (!owner) return this.send(res, 401, { error: 'The access token is invalid' });
+      if (flavour === 'mastodon' && this.suspended) {
+        return this.send(res, 403, { error: 'Your login is currently disabled' });
+      }
       return this.send(res, 200, this.account());
     }
     if (url.pathname === '/api/v1/accounts/lookup') {
@@ -494,6 +624,7 @@ export class TimelineServer {
     if (id !== this.accountId && !(flavour === 'pleroma' && id === this.username)) {
       return this.send(res, 404, { error: 'Record not found' });
     }
+    if (flavour === 'mastodon' && this.suspended) return this.send(res, 200, []);
     const p = url.searchParams;
     const truthy = (name: string) => ['true', '1'].includes(p.get(name) ?? '');
     const requested = Number(p.get('limit') ?? (flavour === 'gotosocial' ? 30 : 20));
@@ -565,15 +696,27 @@ export class TimelineServer {
     );
   }
 
-  private misskeyError(res: ServerResponse, status: number, code: string, message: string): void {
-    this.send(res, status, {
-      error: {
-        message,
-        code,
-        id: `${code.toLowerCase()}-id`,
-        kind: status === 400 ? 'client' : 'server',
+  /** ApiCallService's error answer: `{error: {message, code, id, kind, info?}}`. */
+  private misskeyError(
+    res: ServerResponse,
+    failure: Omit<ApiFailure, 'id'> & { id?: string },
+    headers: Record<string, string> = {},
+  ): void {
+    const { status, code, message, kind, info } = failure;
+    this.send(
+      res,
+      status,
+      {
+        error: {
+          message,
+          code,
+          id: failure.id ?? `${code.toLowerCase()}-id`,
+          kind,
+          ...(info ? { info } : {}),
+        },
       },
-    });
+      headers,
+    );
   }
 
   private misskey(
@@ -583,73 +726,164 @@ export class TimelineServer {
     body: Json,
     token: string | undefined,
   ): void {
-    if (req.method !== 'POST') return this.misskeyError(res, 405, 'METHOD_NOT_ALLOWED', 'Use POST');
+    const endpoint = url.pathname.replace(/^\/api\//, '');
+    const known = ['i', 'users/show', 'users/notes'].includes(endpoint);
+    if (req.method === 'GET') {
+      // ApiServerService: a known endpoint without allowGet is 405 with no body; any other
+      // /api/ path answers the GET catch-all.
+      if (known) {
+        res.writeHead(405, { 'content-length': '0' });
+        res.end();
+        return;
+      }
+      return this.misskeyError(res, {
+        status: 404,
+        code: 'UNKNOWN_API_ENDPOINT',
+        message: 'Unknown API endpoint.',
+        id: '2ca3b769-540a-4f08-9dd5-b5a825b6d0f1',
+        kind: 'client',
+      });
+    }
+    if (!known) {
+      // Only GET has a catch-all; other methods meet Fastify's own 404.
+      return this.send(res, 404, {
+        message: `Route ${req.method ?? 'POST'}:${url.pathname} not found`,
+        error: 'Not Found',
+        statusCode: 404,
+      });
+    }
     if (token !== undefined && token !== this.token) {
-      return this.misskeyError(res, 401, 'AUTHENTICATION_FAILED', 'Authentication failed.');
+      return this.misskeyError(
+        res,
+        {
+          status: 401,
+          code: 'AUTHENTICATION_FAILED',
+          message: 'Authentication failed. Please ensure your token is correct.',
+          id: 'b0a7f5f8-dc2f-4171-b91f-de88ad238e14',
+          kind: 'client',
+        },
+        {
+          'www-authenticate':
+            'Bearer realm="Misskey", error="invalid_token", error_description="Authentication failed. Please ensure your token is correct."',
+        },
+      );
     }
     const owner = token === this.token;
-    switch (url.pathname) {
-      case '/api/i':
-        if (!owner)
-          return this.misskeyError(res, 401, 'CREDENTIAL_REQUIRED', 'Credential required.');
+    switch (endpoint) {
+      case 'i':
+        if (!owner) {
+          return this.misskeyError(
+            res,
+            {
+              status: 401,
+              code: 'CREDENTIAL_REQUIRED',
+              message: 'Credential required.',
+              id: '1384574d-a912-4b81-8601-c7b1c4085df1',
+              kind: 'client',
+            },
+            { 'www-authenticate': 'Bearer realm="Misskey"' },
+          );
+        }
         return this.send(res, 200, this.account());
-      case '/api/users/show': {
-        const byName =
-          body.username === this.username && (body.host === null || body.host === undefined);
-        if (byName || body.userId === this.accountId) return this.send(res, 200, this.account());
-        return this.misskeyError(res, 400, 'NO_SUCH_USER', 'No such user.');
-      }
-      case '/api/users/notes':
-        return this.notes(res, body, owner);
+      case 'users/show':
+        return this.showUser(res, body);
       default:
-        return this.misskeyError(res, 404, 'NO_SUCH_ENDPOINT', 'No such endpoint.');
+        return this.notes(res, body, owner);
     }
+  }
+
+  /** users/show.ts (Misskey 2025.10.2; Sharkey answers the same for these cases). */
+  private showUser(res: ServerResponse, body: Json): void {
+    if (
+      body.userId !== undefined &&
+      !(typeof body.userId === 'string' && /^[a-zA-Z0-9]+$/.test(body.userId))
+    ) {
+      return this.misskeyError(res, {
+        status: 400,
+        code: 'INVALID_PARAM',
+        message: 'Invalid param.',
+        id: '3d81ceae-475f-4600-b2a8-2bc116157532',
+        kind: 'client',
+        info: {
+          param: '#/allOf/0/anyOf/0/properties/userId/format',
+          reason: 'must match format "misskey:id"',
+        },
+      });
+    }
+    const ownHost = new URL(this.url).host.toLowerCase();
+    const host = typeof body.host === 'string' ? body.host.toLowerCase() : null;
+    if (typeof body.username === 'string' && host !== null && host !== ownHost) {
+      // RemoteUserResolveService could not reach the other server: kind 'server', so HTTP 500.
+      return this.misskeyError(res, {
+        status: 500,
+        code: 'FAILED_TO_RESOLVE_REMOTE_USER',
+        message: 'Failed to resolve remote user.',
+        id: 'ef7b9be4-9cba-4e6f-ab41-90ed171c7d3c',
+        kind: 'server',
+      });
+    }
+    // Local names are looked up trimmed and case-insensitively (usernameLower).
+    const byName =
+      typeof body.username === 'string' &&
+      body.username.trim().toLowerCase() === this.username.toLowerCase();
+    if (byName || body.userId === this.accountId) return this.send(res, 200, this.account());
+    this.misskeyError(res, {
+      status: 404,
+      code: 'NO_SUCH_USER',
+      message: 'No such user.',
+      id: '4362f8dc-731f-4ad8-a694-be5a88922a24',
+      kind: 'client',
+    });
   }
 
   private notes(res: ServerResponse, body: Json, owner: boolean): void {
     if (this.injectFault(res)) return;
-    const limit = body.limit ?? 10;
-    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > 100) {
-      return this.misskeyError(res, 400, 'INVALID_PARAM', 'Invalid param.');
+    let headers: Record<string, string> = {};
+    if (this.userNotes.fork === 'sharkey') {
+      // Sharkey checks its rate limit first (ApiCallService.call), per user or per IP.
+      const actor = owner ? 'owner' : 'anonymous';
+      let bucket = this.buckets.get(actor);
+      if (!bucket) {
+        bucket = new LeakyBucket(20, 250);
+        this.buckets.set(actor, bucket);
+      }
+      let now = Date.now();
+      if (this.sharkeyClock === 'paced') {
+        this.pacedNow += 10 + this.pacedOwed;
+        this.pacedOwed = 0;
+        now = this.pacedNow;
+      }
+      const info = bucket.take(now);
+      this.sharkeyAnswers.push({ at: Date.now(), blocked: info.blocked });
+      if (info.blocked) this.pacedOwed = info.resetSec * 1000;
+      headers = rateLimitHeaders(info);
+      if (info.blocked) {
+        return this.misskeyError(
+          res,
+          {
+            status: 429,
+            code: 'RATE_LIMIT_EXCEEDED',
+            message: 'Rate limit exceeded. Please try again later.',
+            id: 'd5826d14-3982-4d2e-8011-b9e9f02499ef',
+            kind: 'client',
+            info: { ...info },
+          },
+          headers,
+        );
+      }
     }
-    if (body.withReplies === true && body.withFiles === true) {
-      return this.misskeyError(
-        res,
-        400,
-        'INVALID_PARAM',
-        'withReplies and withFiles cannot both be true.',
-      );
-    }
-    if (body.userId !== this.accountId)
-      return this.misskeyError(res, 400, 'NO_SUCH_USER', 'No such user.');
-    const sinceId = typeof body.sinceId === 'string' ? body.sinceId : undefined;
-    const untilId = this.slipped(typeof body.untilId === 'string' ? body.untilId : undefined);
-    const withReplies = body.withReplies === true;
-    const withRenotes = body.withRenotes !== false;
-    const withFiles = body.withFiles === true;
-    const candidates = this.posts.filter((post) => {
-      if (!owner && !['public', 'unlisted'].includes(post.visibility)) return false;
-      if (!withReplies && post.reply === 'other') return false;
-      if (withFiles && !post.media) return false;
-      if (sinceId && compareIds(post.id, sinceId) <= 0) return false;
-      if (untilId && compareIds(post.id, untilId) >= 0) return false;
-      return true;
-    });
-    let page: Post[];
-    if (sinceId !== undefined && untilId === undefined) {
-      // The database path: oldest first, renotes filtered in the query.
-      page = candidates.filter((post) => withRenotes || !post.reblog).slice(0, limit);
-    } else {
-      // The fanout path slices first and filters renotes after, so pages come back short.
-      page = candidates
-        .reverse()
-        .slice(0, limit)
-        .filter((post) => withRenotes || !post.reblog);
-    }
+    const params = readNotesParams(body);
+    if ('status' in params) return this.misskeyError(res, params, headers);
+    const ps = { ...params, untilId: this.slipped(params.untilId) };
+    const rows = ps.userId === this.accountId ? this.posts.map((post) => this.noteRow(post)) : [];
+    const selected = this.userNotes.select(rows, ps, owner);
+    if (!Array.isArray(selected)) return this.misskeyError(res, selected, headers);
+    const byId = new Map(this.posts.map((post) => [post.id, post]));
     this.send(
       res,
       200,
-      page.map((post) => this.note(post)),
+      selected.map((row) => this.note(byId.get(row.id) as Post)),
+      headers,
     );
   }
 }

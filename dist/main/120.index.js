@@ -15,8 +15,8 @@ __webpack_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./errors.js
 var errors = __webpack_require__(645);
-// EXTERNAL MODULE: ./http.js + 1 modules
-var http_0 = __webpack_require__(320);
+// EXTERNAL MODULE: ./http.js + 3 modules
+var http_0 = __webpack_require__(206);
 // EXTERNAL MODULE: ../../node_modules/zod/v4/mini/schemas.js + 3 modules
 var schemas = __webpack_require__(108);
 // EXTERNAL MODULE: ./loopback-host.js

@@ -18,7 +18,11 @@ import { join, resolve } from 'node:path';
 import { startMastodonServer } from '../../__tests__/servers/mastodon.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+// On Windows .bin/node is a shell shim; the binary is node/bin/node.exe.
+const NODE =
+  process.platform === 'win32'
+    ? join(ROOT, 'node_modules', 'node', 'bin', 'node.exe')
+    : join(ROOT, 'node_modules', '.bin', 'node');
 const PROBE = join(ROOT, 'scripts', 'bench', 'cpu-probe.mjs');
 const RUNS = Number(process.env.BENCH_RUNS ?? 11);
 

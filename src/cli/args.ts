@@ -19,7 +19,13 @@ export interface LoginOptions {
   clientSecret?: string;
   oob: boolean;
   port?: number;
+  /** How long the approval may take (--timeout). */
   timeoutMs: number;
+  /**
+   * How long one request may take: 30 s, or --timeout when that is shorter, so that nothing the
+   * login waits for takes longer than --timeout.
+   */
+  requestTimeoutMs: number;
   gh: boolean;
   repo?: string;
   prefix: string;
@@ -47,7 +53,8 @@ Options:
   --oob                   copy-paste the code instead of the loopback redirect
   --port <n>              loopback port (default: any free one); with your own app,
                           register http://127.0.0.1:<n>/callback as its redirect URI
-  --timeout <seconds>     how long to wait for the approval (default 300)
+  --timeout <seconds>     how long to wait for the approval (default 300); no
+                          request waits longer either (each waits at most 30 s)
   --gh                    store the secrets with \`gh secret set\` instead of printing them
   --repo <owner/name>     repository for --gh (default: the current one)
   --prefix <NAME>         secret name prefix (default FEDI: FEDI_TOKEN, FEDI_CLIENT_ID, …)
@@ -78,6 +85,8 @@ const FLAGS = {
   version: { type: 'boolean', short: 'V' },
 } as const;
 
+/** The longest one request of the login waits, as long as --timeout is not shorter. */
+const REQUEST_TIMEOUT_SECONDS = 30;
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const REPO = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 
@@ -158,6 +167,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       oob: values.oob ?? false,
       port,
       timeoutMs: timeoutSeconds * 1000,
+      requestTimeoutMs: Math.min(timeoutSeconds, REQUEST_TIMEOUT_SECONDS) * 1000,
       gh: values.gh ?? false,
       repo: values.repo,
       prefix: prefix.toUpperCase(),

@@ -10,6 +10,7 @@ import { OOB_REDIRECT_URI, type Platform, type TokenConfig } from '../config.ts'
 import { runOperation, type Runtime } from '../operations.ts';
 import type { OperationResult } from '../publish.ts';
 import { detectPlatform } from '../providers/detect.ts';
+import type { Software } from '../providers/provider.ts';
 import type { LoginOptions } from './args.ts';
 import {
   authorizeUrl,
@@ -40,9 +41,11 @@ export interface LoginDeps {
 export async function login(options: LoginOptions, deps: LoginDeps): Promise<LoginOutcome> {
   const { terminal, http } = deps;
   let platform: Platform;
+  let software: Software | undefined;
   if (options.platform === 'auto') {
     const detected = await detectPlatform(http, options.instance);
     platform = detected.platform;
+    software = detected.software;
     terminal.progress(
       `Detected ${detected.software?.name ?? platform} (${platform}) at ${options.instance.origin}`,
     );
@@ -56,25 +59,42 @@ export async function login(options: LoginOptions, deps: LoginDeps): Promise<Log
   }
   return platform === 'misskey'
     ? miAuthLogin(options, deps)
-    : oauthLogin(options, deps, platform === 'oauth2' ? 'oauth2' : 'mastodon');
+    : oauthLogin(options, deps, platform === 'oauth2' ? 'oauth2' : 'mastodon', software);
 }
+
+/**
+ * Mastodon (and its forks that keep its OAuth) match redirect URIs with Doorkeeper's
+ * URIChecker.matches?, which ignores the port when both URIs are loopback IP literals (RFC 8252
+ * §7.3; lib/doorkeeper/oauth/helpers/uri_checker.rb, since 2019). GoToSocial, Pleroma and Akkoma
+ * compare the strings exactly.
+ */
+const DOORKEEPER_SOFTWARE = new Set(['mastodon', 'hometown', 'glitch-soc', 'glitchsoc']);
 
 async function oauthLogin(
   options: LoginOptions,
   deps: LoginDeps,
   platform: 'mastodon' | 'oauth2',
+  software: Software | undefined,
 ): Promise<LoginOutcome> {
   const { terminal, http } = deps;
   const scope = options.scope ?? (platform === 'mastodon' ? 'read' : undefined);
   let useOob = options.oob;
-  // RFC 8252 §7.3 has generic servers accept any port on a loopback redirect; Mastodon-API
-  // servers match registered redirect URIs exactly, so an existing app there needs its port.
+  // RFC 8252 §7.3 has generic servers accept any port on a loopback redirect. Of the
+  // Mastodon-API servers only Mastodon does; the others need the registered port.
   if (!useOob && options.clientId && options.port === undefined && platform === 'mastodon') {
-    terminal.progress(
-      'An existing app only accepts the redirect URIs it was registered with, so this login uses copy-paste. ' +
-        'For the loopback redirect, register http://127.0.0.1:<port>/callback and pass --port <port>',
-    );
-    useOob = true;
+    if (software && DOORKEEPER_SOFTWARE.has(software.name.toLowerCase())) {
+      terminal.progress(
+        'Mastodon accepts a loopback redirect on any port (RFC 8252 §7.3) when the app lists ' +
+          'http://127.0.0.1/callback, with or without a port, among its redirect URIs. ' +
+          'If the browser says the redirect URI is not valid, the app lacks it: run again with --oob',
+      );
+    } else {
+      terminal.progress(
+        'An existing app only accepts the redirect URIs it was registered with, so this login uses copy-paste. ' +
+          'For the loopback redirect, register http://127.0.0.1:<port>/callback and pass --port <port>',
+      );
+      useOob = true;
+    }
   }
   let listener: LoopbackListener | undefined;
   let client: RegisteredClient | undefined;
@@ -312,7 +332,12 @@ async function verified(
 }
 
 function runtime(deps: LoginDeps): Runtime {
-  return { mask: deps.terminal.mask, log: deps.terminal.progress, http: deps.http };
+  return {
+    mask: deps.terminal.mask,
+    log: deps.terminal.progress,
+    warn: (message) => deps.terminal.progress(`Warning: ${message}`),
+    http: deps.http,
+  };
 }
 
 function tokenConfig(
@@ -329,7 +354,7 @@ function tokenConfig(
     tokenEndpointAuthMethod: 'auto',
     revokeOnExit: false,
     failOnInvalid: false,
-    timeoutMs: 30_000,
+    timeoutMs: options.requestTimeoutMs,
     maxAttempts: 3,
     ...values,
   };

@@ -19,10 +19,7 @@ export async function main(): Promise<void> {
     interrupt.signal,
   );
   process.off('SIGINT', onSigint);
+  // The caller ends the process (src/end-process.ts): stdin once read from (the pasted code,
+  // Misskey's Enter) and a request cut short by Ctrl-C would otherwise keep it alive.
   process.exitCode = code;
-  // Once read from (the pasted code, Misskey's Enter), stdin keeps the process alive, and a
-  // terminal never ends it: without this the CLI would sit after printing until Ctrl-D.
-  process.stdin.destroy();
-  // A request cut short by Ctrl-C would keep the process alive until its own timeout.
-  if (interrupt.signal.aborted) process.exit(code);
 }

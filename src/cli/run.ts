@@ -58,7 +58,7 @@ async function loginAndStore(
   if (options.clientSecret) terminal.mask(options.clientSecret);
   const gh = { repo: options.repo, env: io.env, signal };
   if (options.gh) await untilAborted(signal, checkGh(gh));
-  const http = new Http({ timeoutMs: 30_000, maxAttempts: 3 });
+  const http = new Http({ timeoutMs: options.requestTimeoutMs, maxAttempts: 3 });
   const outcome = await untilAborted(
     signal,
     login(options, { http, terminal, stdin: io.stdin, open: browserOpener(io.env), signal }),

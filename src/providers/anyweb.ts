@@ -237,10 +237,19 @@ export const anywebProvider: Provider = {
     }
     ctx.mask(clientSecret);
     try {
+      // Only baseInfo (which every grant includes): left out, `scopes` means everything the user
+      // granted, and an answer with the user's real name is billed to the developer for each
+      // call (wiki Billing/index.md) and would carry an id number this step has no use for.
       const info = await call(
         ctx,
         'oauth/userInfo',
-        { appid: clientId, secret: clientSecret, accessToken, unionid: claims.id },
+        {
+          appid: clientId,
+          secret: clientSecret,
+          accessToken,
+          unionid: claims.id,
+          scopes: ['baseInfo'],
+        },
         userInfoData,
         true,
       );
@@ -291,7 +300,7 @@ function localCheckNote(haveCredentials: boolean, expiresAt: Date | undefined): 
 async function call<T>(
   ctx: ProviderContext,
   path: string,
-  body: Record<string, string | undefined>,
+  body: Record<string, string | string[] | undefined>,
   schema: z.ZodMiniType<T>,
   idempotent: boolean,
 ): Promise<T> {

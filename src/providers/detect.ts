@@ -166,9 +166,12 @@ function pickNodeinfo(links: { rel: string; href: string }[]): string | undefine
   return links.find((l) => l.rel.includes('nodeinfo.diaspora.software/ns/schema/2'))?.href;
 }
 
-/** Mastodon-API servers report `4.3.0` or, copying it, `2.7.2 (compatible; Pleroma 2.6.0)`. */
+/**
+ * Mastodon-API servers report `4.3.0` or, copying it, `2.7.2 (compatible; Pleroma 2.6.0)`;
+ * Sharkey adds a clause after its version: `3.0.0 (compatible; Sharkey 2025.5.2; like Akkoma)`.
+ */
 function softwareFromVersion(version: string): Software {
-  const compatible = /\(compatible; ([^\s)]+) ([^)]+)\)/.exec(version);
+  const compatible = /\(compatible; ([^\s)]+) ([^;)]+)[;)]/.exec(version);
   if (compatible?.[1]) return { name: compatible[1].toLowerCase(), version: compatible[2] };
   return { name: 'mastodon', version };
 }

@@ -1,39 +1,34 @@
 /**
  * Mastodon-API servers: Mastodon, GoToSocial, Pleroma, Akkoma and the servers that copy the API.
- * The differences that matter are in PROTOCOLS.md; each is handled where it bites, with a comment.
+ * The differences that matter are in docs/servers.md; each is handled where it bites, with a
+ * comment.
  */
-import * as z from 'zod/mini';
 import { InputError, ServerError, UnsupportedError } from '../errors.ts';
-import { parseJson } from '../http.ts';
 import type { Operation, TokenConfig } from '../config.ts';
+import { checkToken } from './mastodon-identity.ts';
 import { refreshGrant, requestToken, revokeToken, withHint } from './oauth-token.ts';
 import type {
-  Identity,
   Provider,
   ProviderContext,
   Software,
   TokenResult,
+  TokenSet,
   Validation,
 } from './provider.ts';
-
-const account = z.object({
-  // Ids are strings on every server; a number here would already have lost precision.
-  id: z.string(),
-  username: z.string(),
-  acct: z.optional(z.string()),
-  url: z.optional(z.nullable(z.string())),
-});
-
-const application = z.object({
-  id: z.optional(z.string()),
-  name: z.string(),
-  scopes: z.optional(z.array(z.string())),
-});
 
 /** Mastodon-API servers that issue refresh tokens (nodeinfo software names). */
 const REFRESHING_SOFTWARE = new Set(['pleroma', 'akkoma']);
 const NO_REFRESH =
   "issues no refresh tokens: its tokens never expire (only Pleroma and Akkoma refresh). Keep the access token and check it with 'operation: validate'";
+
+/**
+ * Pleroma and Akkoma revoke by deleting the token row, and the refresh token lives in that row
+ * (Token.Strategy.Revoke, Pleroma 2.7.0 and Akkoma 300302d4); `refresh` keeps the same refresh
+ * token by default (issue_new_refresh_token). Revoking the new access token after a refresh would
+ * end the grant the next run refreshes with.
+ */
+const REVOKE_ENDS_REFRESH =
+  "revoking an access token deletes its refresh token too on Pleroma and Akkoma (POST /oauth/revoke deletes the whole token row), so revoking what 'refresh' obtained would destroy the refresh token the next run needs";
 
 const NEEDS_CLIENT: Partial<Record<Operation, true>> = {
   exchange: true,
@@ -47,26 +42,30 @@ export const mastodonProvider: Provider = {
   title: 'Mastodon-API server',
 
   checkInputs(operation: Operation, config: TokenConfig, software?: Software): void {
+    const name = software?.name.toLowerCase();
+    const shown = software?.name ?? '';
     // Only Pleroma and Akkoma issue refresh tokens. When detection named the server, the others
     // are refused before the refresh token (or a write-back's secret) goes anywhere; otherwise
     // their answer is explained.
-    if (
-      operation === 'refresh' &&
-      software &&
-      !REFRESHING_SOFTWARE.has(software.name.toLowerCase())
-    ) {
-      throw new UnsupportedError(`${software.name} ${NO_REFRESH}`);
+    if (operation === 'refresh' && name && !REFRESHING_SOFTWARE.has(name)) {
+      throw new UnsupportedError(`${shown} ${NO_REFRESH}`);
+    }
+    if (operation === 'refresh' && config.revokeOnExit && name && REFRESHING_SOFTWARE.has(name)) {
+      throw new InputError(
+        'revoke-on-exit',
+        `cannot be used with 'refresh' on ${shown}: ${REVOKE_ENDS_REFRESH}. Leave it off; the next refresh replaces the access token anyway`,
+      );
     }
     if (operation === 'revoke' && !config.accessToken) {
       throw new InputError(
         'access-token',
-        'is required by Mastodon-API servers to revoke: they revoke access tokens',
+        'is required by Mastodon-API servers to revoke: they revoke access tokens (Pleroma and Akkoma look a refresh token up as an access token, find nothing, and answer 200)',
       );
     }
     const needsClient =
       NEEDS_CLIENT[operation] || (config.revokeOnExit && operation !== 'validate');
     if (!needsClient) return;
-    for (const [name, value] of [
+    for (const [input, value] of [
       ['client-id', config.clientId],
       ['client-secret', config.clientSecret],
     ] as const) {
@@ -75,52 +74,42 @@ export const mastodonProvider: Provider = {
           operation === 'revoke' || config.revokeOnExit
             ? 'to revoke a token'
             : `for '${operation}'`;
-        throw new InputError(name, `is required by Mastodon-API servers ${why}`);
+        throw new InputError(input, `is required by Mastodon-API servers ${why}`);
       }
     }
   },
 
   async exchangeCode(ctx: ProviderContext): Promise<TokenResult> {
     const { config } = ctx;
-    const tokens = await requestToken(ctx, {
-      endpoint: new URL('oauth/token', base(ctx)),
-      auth: 'client_secret_post',
-      clientId: config.clientId,
-      clientSecret: config.clientSecret,
-      params: {
-        grant_type: 'authorization_code',
-        code: config.code,
-        // Sent on every grant: GoToSocial requires it, and it must match the registration exactly.
-        redirect_uri: config.redirectUri,
-        code_verifier: config.codeVerifier,
-        scope: config.scope,
-      },
+    const tokens = await tokenRequest(ctx, 'authorization_code', {
+      code: config.code,
+      // Sent on every grant: GoToSocial requires it, and it must match the registration exactly.
+      redirect_uri: config.redirectUri,
+      code_verifier: config.codeVerifier,
+      scope: config.scope,
     });
+    warnIfBroader(ctx, tokens);
     // A user token can name its owner; a token without read:accounts/profile simply cannot.
-    const identity = await readAccount(ctx, tokens.accessToken).catch(() => undefined);
-    return { tokens, identity: identity?.kind === 'user' ? identity : undefined };
+    const check = await checkToken(ctx, tokens.accessToken).catch(() => undefined);
+    const identity = check?.valid && check.identity.kind === 'user' ? check.identity : undefined;
+    return { tokens, identity: identity?.username ? identity : undefined, ...earlier(ctx, tokens) };
   },
 
   async clientCredentials(ctx: ProviderContext): Promise<TokenResult> {
     const { config } = ctx;
-    const tokens = await requestToken(ctx, {
-      endpoint: new URL('oauth/token', base(ctx)),
-      auth: 'client_secret_post',
-      clientId: config.clientId,
-      clientSecret: config.clientSecret,
-      params: {
-        grant_type: 'client_credentials',
-        redirect_uri: config.redirectUri,
-        scope: config.scope,
-      },
+    const tokens = await tokenRequest(ctx, 'client_credentials', {
+      redirect_uri: config.redirectUri,
+      scope: config.scope,
     });
-    return { tokens };
+    warnIfBroader(ctx, tokens);
+    return { tokens, ...earlier(ctx, tokens) };
   },
 
   async refresh(ctx: ProviderContext): Promise<TokenResult> {
     const { config } = ctx;
+    let tokens: TokenSet;
     try {
-      const tokens = await refreshGrant(ctx, {
+      tokens = await refreshGrant(ctx, {
         endpoint: new URL('oauth/token', base(ctx)),
         auth: 'client_secret_post',
         clientId: config.clientId,
@@ -128,20 +117,22 @@ export const mastodonProvider: Provider = {
         refreshToken: config.refreshToken ?? '',
         params: { redirect_uri: config.redirectUri },
       });
-      return { tokens };
     } catch (error) {
       if (error instanceof ServerError && error.code === 'unsupported_grant_type') {
         throw withHint(error, `This server ${NO_REFRESH}`);
       }
-      throw error;
+      throw explainPleroma(error, 'refresh_token');
     }
+    // Known Pleroma and Akkoma were refused this combination up front; a server detection did
+    // not name issues refresh tokens, so it is taken for one of them.
+    if (config.revokeOnExit) return { tokens, keepOnExit: REVOKE_ENDS_REFRESH };
+    return { tokens };
   },
 
   async validate(ctx: ProviderContext, accessToken: string): Promise<Validation> {
-    const identity = await readAccount(ctx, accessToken);
-    if (!identity)
-      return { valid: false, reason: 'the server does not accept it (revoked or unknown)' };
-    return { valid: true, identity, scope: identity.scope };
+    const check = await checkToken(ctx, accessToken);
+    if (!check.valid) return { valid: false, reason: check.reason };
+    return { valid: true, identity: check.identity, scope: check.scope };
   },
 
   async revoke(ctx: ProviderContext, accessToken: string): Promise<void> {
@@ -167,64 +158,92 @@ function base(ctx: ProviderContext): URL {
   return url;
 }
 
-type FoundIdentity = Identity & { scope?: string };
+async function tokenRequest(
+  ctx: ProviderContext,
+  grant: 'authorization_code' | 'client_credentials',
+  params: Record<string, string | undefined>,
+): Promise<TokenSet> {
+  const { config } = ctx;
+  try {
+    return await requestToken(ctx, {
+      endpoint: new URL('oauth/token', base(ctx)),
+      auth: 'client_secret_post',
+      clientId: config.clientId,
+      clientSecret: config.clientSecret,
+      params: { grant_type: grant, ...params },
+    });
+  } catch (error) {
+    throw explainPleroma(error, grant);
+  }
+}
 
 /**
- * Who the token belongs to, or undefined when the server rejects the token.
- * User tokens answer verify_credentials. App (client-credentials) tokens do not: Mastodon answers
- * 422 and offers apps/verify_credentials; GoToSocial has no app endpoint but answers 401 "user not
- * supplied or not authorized" — its auth layer found the token and its app, and only then looked
- * for a user — which is the honest signal that the app token is valid.
+ * Pleroma and Akkoma answer HTTP 500 where other servers say 400: a missing or malformed code
+ * raises in Token.Utils.fix_padding (URI.decode, then Base.url_decode64!), which Phoenix turns
+ * into a bare 500 (token/utils.ex, Pleroma 2.7.0 and Akkoma 300302d4). The exception comes
+ * before the code is looked up, so the code is not spent.
  */
-async function readAccount(
-  ctx: ProviderContext,
-  token: string,
-): Promise<FoundIdentity | undefined> {
-  const userRequest = {
-    method: 'GET' as const,
-    url: new URL('api/v1/accounts/verify_credentials', base(ctx)),
-    bearer: token,
-    accept: [401, 403, 422],
+function explainPleroma(error: unknown, grant: string): unknown {
+  if (
+    error instanceof ServerError &&
+    error.status === 500 &&
+    !error.code &&
+    !error.description &&
+    grant === 'authorization_code'
+  ) {
+    return withHint(
+      error,
+      "Pleroma and Akkoma fail this way on a code that cannot be one of theirs (their codes are unpadded base64url): check 'code'. The code was not used; one copied whole still works",
+    );
+  }
+  return error;
+}
+
+/** Scopes in `granted` that nothing in `asked` covers (a parent covers its children). */
+function beyond(asked: string, granted: string): string[] {
+  const have = asked.split(/\s+/).filter(Boolean);
+  return granted
+    .split(/\s+/)
+    .filter(Boolean)
+    .filter((scope) => {
+      for (let s = scope; ;) {
+        if (have.includes(s)) return false;
+        const at = s.lastIndexOf(':');
+        if (at < 0) return true;
+        s = s.slice(0, at);
+      }
+    });
+}
+
+/**
+ * Akkoma and Pleroma give a client-credentials token every scope the app was registered with,
+ * whatever was asked (token_exchange "client_credentials"); a token that can do more than the
+ * workflow asked for is worth a warning, wherever it comes from.
+ */
+function warnIfBroader(ctx: ProviderContext, tokens: TokenSet): void {
+  const asked = ctx.config.scope;
+  if (!asked || tokens.scope === undefined) return;
+  const extra = beyond(asked, tokens.scope);
+  if (extra.length === 0) return;
+  ctx.warn(
+    `The server granted '${tokens.scope}', more than the '${asked}' asked for (also ${extra.join(', ')}). ` +
+      'Pleroma and Akkoma give client-credentials tokens every scope the app was registered with; register an app with only the scopes you need',
+  );
+}
+
+/**
+ * A token the server had issued before this request: Mastodon hands back the live token of the
+ * same app, user and scopes (Doorkeeper's reuse_access_token), and Akkoma answers a code that was
+ * already exchanged with the newest live token of the app and user. Either may be in use
+ * elsewhere, so revoke-on-exit must not end it.
+ */
+function earlier(ctx: ProviderContext, tokens: TokenSet): Pick<TokenResult, 'keepOnExit'> {
+  if (!tokens.issuedEarlier) return {};
+  const when = tokens.issuedEarlier.toISOString();
+  ctx.warn(
+    `The server answered with a token it issued at ${when}, before this request: Mastodon reuses the live token of the same app, user and scopes, and Akkoma answers an already used code with the newest token of the app and user. It may be in use elsewhere`,
+  );
+  return {
+    keepOnExit: `the server issued it at ${when}, before this step, and it may be in use elsewhere`,
   };
-  const response = await ctx.http.send(userRequest);
-  if (response.status === 200) {
-    const data = parseJson(userRequest, response, account);
-    return { id: data.id, username: data.username, url: data.url ?? undefined, kind: 'user' };
-  }
-  if (response.status === 401) {
-    if (/user not supplied/i.test(response.text)) return { id: '', username: '', kind: 'app' };
-    return undefined;
-  }
-  // 422: an app token on Mastodon. 403: a real token without read:accounts/profile, or on
-  // Pleroma any token without a user behind it, unknown ones included.
-  const appRequest = {
-    method: 'GET' as const,
-    url: new URL('api/v1/apps/verify_credentials', base(ctx)),
-    bearer: token,
-    accept: [400, 401, 403, 404],
-  };
-  const appResponse = await ctx.http.send(appRequest);
-  if (appResponse.status === 200) {
-    const app = parseJson(appRequest, appResponse, application);
-    // The app's id is not an account id: an app token has no account, and a user token that
-    // could not read its account still belongs to one we cannot name.
-    const isApp = response.status === 422;
-    return {
-      id: '',
-      username: isApp ? app.name : '',
-      kind: isApp ? 'app' : 'user',
-      scope: app.scopes?.join(' '),
-    };
-  }
-  // Pleroma answers 403 above for every token it cannot tie to a user, and 400 here for one it
-  // does not know at all (its action has no clause for a request without a token).
-  if (appResponse.status === 401 || appResponse.status === 400) return undefined;
-  // The token exists (403) but nothing more can be learnt with its scopes.
-  if (response.status === 403) return { id: '', username: '', kind: 'user' };
-  throw new ServerError({
-    server: appResponse.url.origin,
-    endpoint: 'GET /api/v1/apps/verify_credentials',
-    status: appResponse.status,
-    description: 'the server offers no way to check an app token',
-  });
 }

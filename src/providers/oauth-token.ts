@@ -4,7 +4,7 @@
  */
 import * as z from 'zod/mini';
 import { NetworkError, ServerError } from '../errors.ts';
-import type { HttpRequest } from '../http.ts';
+import type { HttpRequest, HttpResponse } from '../http.ts';
 import { expiryFromLifetime, type ProviderContext, type TokenSet } from './provider.ts';
 
 export type ClientAuth = 'client_secret_post' | 'client_secret_basic' | 'none';
@@ -26,6 +26,8 @@ const tokenResponse = z.object({
   scope: z.optional(z.union([z.string(), z.array(z.string())])),
   expires_in: z.optional(z.union([z.number(), z.string()])),
   refresh_token: z.optional(z.nullable(z.string())),
+  // Not RFC 6749: Doorkeeper (Mastodon), Pleroma and GoToSocial add the token's creation time.
+  created_at: z.optional(z.unknown()),
 });
 
 /** Grant types whose request spends a single-use value (a code, a rotating refresh token). */
@@ -62,8 +64,9 @@ export async function requestToken(ctx: ProviderContext, request: TokenRequest):
   else httpRequest.form = body;
 
   let data: z.infer<typeof tokenResponse>;
+  let response: HttpResponse;
   try {
-    ({ data } = await ctx.http.json(httpRequest, tokenResponse));
+    ({ data, response } = await ctx.http.json(httpRequest, tokenResponse));
   } catch (error) {
     throw explainTokenError(error, grant);
   }
@@ -75,7 +78,22 @@ export async function requestToken(ctx: ProviderContext, request: TokenRequest):
     tokenType: normaliseTokenType(data.token_type),
     scope: Array.isArray(data.scope) ? data.scope.join(' ') : data.scope,
     expiresAt: expiryFromLifetime(data.expires_in),
+    issuedEarlier: issuedBefore(data.created_at, response),
   };
+}
+
+/**
+ * The token's `created_at` when it lies before this answer: the server handed back a token it had
+ * already issued. Measured against the answer's own Date header where there is one (both are the
+ * server's clock, in whole seconds), else against ours, with room for clocks that disagree.
+ */
+export function issuedBefore(createdAt: unknown, response: HttpResponse): Date | undefined {
+  if (typeof createdAt !== 'number' || !Number.isFinite(createdAt)) return undefined;
+  const dateHeader = Date.parse(String(response.headers.date ?? ''));
+  const answeredAt = Number.isNaN(dateHeader) ? Date.now() : dateHeader;
+  const slackMs = Number.isNaN(dateHeader) ? 60_000 : 5_000;
+  const created = createdAt * 1000;
+  return answeredAt - created > slackMs ? new Date(created) : undefined;
 }
 
 export interface RefreshRequest extends Omit<TokenRequest, 'params'> {
@@ -133,9 +151,12 @@ export async function revokeToken(ctx: ProviderContext, request: RevokeRequest):
     await ctx.http.send(httpRequest);
   } catch (error) {
     if (error instanceof ServerError && error.code === 'unauthorized_client') {
+      // Doorkeeper (Mastodon) answers this before it looks at the token when the client
+      // credentials are wrong (TokensController#revoke, doorkeeper 5.8.2), and for another
+      // app's token; GoToSocial and RFC 7009 servers for another app's token.
       throw withHint(
         error,
-        'The token was issued to another app: revoke it with that app’s client-id and client-secret, or in the server’s settings',
+        "Check 'client-id' and 'client-secret': the server refuses a revocation when they are wrong, or when the token was issued to another app (revoke it with that app’s credentials, or in the server’s settings)",
       );
     }
     throw explainTokenError(error, 'revoke');
@@ -203,6 +224,7 @@ export function withHint(error: ServerError, hint: string): ServerError {
     code: error.code,
     description: error.description,
     hint,
+    retryAt: error.retryAt,
   });
 }
 

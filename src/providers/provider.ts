@@ -13,6 +13,11 @@ export interface TokenSet {
   scope?: string;
   /** Undefined when the token never expires (Mastodon user tokens). */
   expiresAt?: Date;
+  /**
+   * When the server answered with a token it had issued before this request (its `created_at`
+   * lies well before the answer): a token that may already be in use elsewhere.
+   */
+  issuedEarlier?: Date;
 }
 
 export interface Identity {
@@ -33,6 +38,11 @@ export interface Software {
 export interface TokenResult {
   tokens: TokenSet;
   identity?: Identity;
+  /**
+   * Why `revoke-on-exit` must leave this token alone (revoking it would end something the user
+   * keeps), for the main step to say instead of saving the token for the post step.
+   */
+  keepOnExit?: string;
 }
 
 export interface Validation {
@@ -53,6 +63,8 @@ export interface ProviderContext {
   mask(secret: string): void;
   /** Progress for the log; never pass a secret. */
   log(message: string): void;
+  /** Something the user should act on or know (a warning in the workflow); never a secret. */
+  warn(message: string): void;
   /** What detection found; absent when `platform` was given. */
   software?: Software;
 }

@@ -11,7 +11,7 @@ import {
   readUrl,
   type InputSource,
 } from '../inputs.ts';
-import { VISIBILITIES, type Visibility } from './filter.ts';
+import { MISSKEY_VISIBILITY, VISIBILITIES, type Visibility } from './filter.ts';
 import { readMediaInputs, type MediaConfig } from './media/inputs.ts';
 
 export const SNAPSHOT_PLATFORMS = ['auto', 'mastodon', 'misskey'] as const;
@@ -63,7 +63,8 @@ export function parseSnapshotInputs(source: InputSource = actionInputs): Snapsho
     );
   }
   const path = source.get('path').trim() || 'statuses.json';
-  if (path.endsWith('/') || path.includes('\0')) {
+  // Either separator: on Windows `site\` names a folder too.
+  if (/[\\/]$/.test(path) || path.includes('\0')) {
     throw new InputError('path', 'must name a file, e.g. site/statuses.json');
   }
   return {
@@ -75,7 +76,7 @@ export function parseSnapshotInputs(source: InputSource = actionInputs): Snapsho
     excludeReplies: readBoolean(source, 'exclude-replies', false),
     excludeReblogs: readBoolean(source, 'exclude-reblogs', false),
     onlyMedia: readBoolean(source, 'only-media', false),
-    visibility: readEnum(source, 'visibility', VISIBILITIES, 'public'),
+    visibility: VISIBILITY_INPUT[readEnum(source, 'visibility', VISIBILITY_NAMES, 'public')],
     path,
     mode: readEnum(source, 'mode', MODES, 'incremental'),
     timeoutMs: readNumber(source, 'timeout-seconds', { min: 1, max: 600, fallback: 30 }) * 1000,
@@ -88,6 +89,20 @@ export function parseSnapshotInputs(source: InputSource = actionInputs): Snapsho
     media: readMediaInputs(source, path),
   };
 }
+
+/** The `visibility` input: Mastodon's names, and Misskey's for the same levels. */
+const VISIBILITY_INPUT = {
+  unlisted: 'unlisted',
+  private: 'private',
+  direct: 'direct',
+  ...MISSKEY_VISIBILITY,
+} as const satisfies Record<string, Visibility>;
+const VISIBILITY_NAMES = [
+  ...VISIBILITIES,
+  'home',
+  'followers',
+  'specified',
+] as const satisfies readonly (keyof typeof VISIBILITY_INPUT)[];
 
 const NAME = /^@?([A-Za-z0-9_.-]+)(?:@([A-Za-z0-9.-]+(?::\d+)?))?$/;
 /** Mastodon snowflakes are digits; GoToSocial ids are 26-character ULIDs. */

@@ -42,12 +42,19 @@ const MASTODON_VISIBILITY: Record<string, Visibility> = {
   direct: 'direct',
   list: 'direct',
 };
-const MISSKEY_VISIBILITY: Record<string, Visibility> = {
+/**
+ * Misskey's four levels, each the same audience as a Mastodon one: Misskey 13.9.2 addresses a
+ * `home` note to the followers with Public in cc (Mastodon's unlisted), a `followers` note to the
+ * followers only (private), and a `specified` note to the mentioned users only (direct)
+ * (packages/backend/src/core/activitypub/ApRendererService.ts, renderNote). The `visibility`
+ * input takes these names too.
+ */
+export const MISSKEY_VISIBILITY = {
   public: 'public',
   home: 'unlisted',
   followers: 'private',
   specified: 'direct',
-};
+} as const satisfies Record<string, Visibility>;
 
 type Json = Record<string, unknown>;
 
@@ -62,30 +69,35 @@ function nonEmptyArray(value: unknown): boolean {
 export function factsOf(family: Family, item: Json): ItemFacts {
   const id = str(item.id) ?? '';
   if (family === 'mastodon') {
-    const replyTo = item.in_reply_to_id;
+    // Mastodon keeps in_reply_to_account_id (and its `reply` flag, which its exclude_replies
+    // reads) when the parent is deleted and in_reply_to_id becomes null: either marks a reply.
+    const present = (value: unknown) => value !== null && value !== undefined;
     return {
       id,
       createdAt: str(item.created_at),
       visibility: MASTODON_VISIBILITY[str(item.visibility) ?? ''],
-      isReply: replyTo !== null && replyTo !== undefined,
+      isReply: present(item.in_reply_to_id) || present(item.in_reply_to_account_id),
       replyToAccount: str(item.in_reply_to_account_id),
       isReblog: item.reblog !== null && item.reblog !== undefined,
       hasMedia: nonEmptyArray(item.media_attachments),
     };
   }
   const reply = item.reply as Json | null | undefined;
-  const renoteId = item.renoteId;
-  // A renote with its own text, poll or files is a quote: the user's own post.
+  // Misskey's own isQuote (misc/is-renote.ts, 2025.10.2; Sharkey's is the same): a renote with
+  // text, a content warning, a reply, a poll or files is a quote, the user's own post.
+  const present = (value: unknown) => value !== null && value !== undefined;
   const pureRenote =
-    typeof renoteId === 'string' &&
-    !str(item.text) &&
-    !item.poll &&
+    typeof item.renoteId === 'string' &&
+    !present(item.text) &&
+    !present(item.cw) &&
+    !present(item.replyId) &&
+    !present(item.poll) &&
     !nonEmptyArray(item.fileIds) &&
     !nonEmptyArray(item.files);
   return {
     id,
     createdAt: str(item.createdAt),
-    visibility: MISSKEY_VISIBILITY[str(item.visibility) ?? ''],
+    visibility: (MISSKEY_VISIBILITY as Record<string, Visibility>)[str(item.visibility) ?? ''],
     isReply: typeof item.replyId === 'string',
     replyToAccount: str(reply?.userId),
     isReblog: pureRenote,
@@ -110,7 +122,9 @@ export function familyOfItem(item: Json): Family | undefined {
 export function rejectReason(facts: ItemFacts, options: FilterOptions): FilterReason | undefined {
   const allowed = VISIBILITIES.indexOf(options.visibility);
   // An unknown visibility is treated as the most private: it is never published by accident.
-  if (facts.visibility === undefined || VISIBILITIES.indexOf(facts.visibility) > allowed) {
+  // (Ranked by indexOf, so a name that reaches an object's prototype, `constructor`, is unknown.)
+  const rank = facts.visibility === undefined ? -1 : VISIBILITIES.indexOf(facts.visibility);
+  if (rank < 0 || rank > allowed) {
     return 'visibility';
   }
   if (options.excludeReplies && facts.isReply && facts.replyToAccount !== options.accountId) {

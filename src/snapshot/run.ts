@@ -3,7 +3,7 @@
  * (`full`: to `count`; `incremental`: to the first post the file holds), filters every item
  * client-side, and writes the file atomically. Knows nothing of @actions/core.
  */
-import { InputError, UnsupportedError } from '../errors.ts';
+import { InputError, isExpectedError, NetworkError, UnsupportedError } from '../errors.ts';
 import { Http } from '../http.ts';
 import { detectPlatform } from '../providers/detect.ts';
 import type { Software } from '../providers/provider.ts';
@@ -49,8 +49,17 @@ export async function runSnapshot(
   runtime: SnapshotRuntime,
 ): Promise<SnapshotResult> {
   if (config.accessToken) runtime.mask(config.accessToken);
+  // A long walk on Mastodon outruns its paging limit (300 requests with a cursor per 15 minutes,
+  // Rack::Attack throttle_authenticated_paging, v4.5.15): waiting for the window is the only way
+  // a full walk of more than 12 000 statuses ever completes, since a failed one keeps nothing.
   const http =
-    runtime.http ?? new Http({ timeoutMs: config.timeoutMs, maxAttempts: config.maxAttempts });
+    runtime.http ??
+    new Http({
+      timeoutMs: config.timeoutMs,
+      maxAttempts: config.maxAttempts,
+      maxRetryWaitMs: PAGING_WINDOW_MS + 60_000,
+      notify: runtime.log,
+    });
   const startRequests = http.requestCount;
   // The newest saved item, read before any request: it names the API and the account, and a
   // file that does not start as a JSON array of posts fails here at once. The rest of the file
@@ -72,6 +81,10 @@ export async function runSnapshot(
         `is ${family}, but ${config.path} holds ${savedFamily} items${REPLACE}`,
       );
     }
+    // A walk from the top with the server unknown asks for 40 a page and filters everything
+    // here; knowing GoToSocial (100 a page, only_public) or Pleroma halves a long walk. Without a
+    // saved item the walk is a long one, so the nodeinfo requests pay for themselves.
+    if (family === 'mastodon' && !newest) software = await probeSoftware(http, config, runtime);
   } else if (savedFamily) {
     // The file says which API wrote it; the server's exact software is not needed, because
     // without it the walk asks only for what every server of the family does right (the
@@ -162,7 +175,36 @@ export async function runSnapshot(
   };
 }
 
+/**
+ * The software behind a Mastodon API, from nodeinfo, or undefined when the server does not say:
+ * the walk then goes on as for a server not known, so a refusal here never fails the step.
+ */
+async function probeSoftware(
+  http: Http,
+  config: SnapshotConfig,
+  runtime: SnapshotRuntime,
+): Promise<Software | undefined> {
+  try {
+    const { platform, software } = await detectPlatform(http, config.instance);
+    runtime.log(`Detected ${software?.name ?? platform} at ${config.instance.origin}`);
+    return platform === 'mastodon' ? software : undefined;
+  } catch (error) {
+    if (!isExpectedError(error)) throw error;
+    // A server that took the request and never answered would stall the walk too, once per
+    // attempt: ending here keeps the step within one timeout (issue 12).
+    if (error instanceof NetworkError && error.failure === 'timeout') throw error;
+    // detectPlatform's own message ends by asking for 'platform', which this run has.
+    const why = error instanceof UnsupportedError ? 'it does not say' : error.message;
+    runtime.log(
+      `Could not tell which Mastodon-API server ${config.instance.origin} runs (${why}); ` +
+        'asking only for what every one of them does right',
+    );
+    return undefined;
+  }
+}
+
 const REPLACE = "; set 'mode: full' to replace the file, or choose another 'path'";
+const PAGING_WINDOW_MS = 15 * 60_000;
 
 /**
  * The account id from the newest item of the existing file, when the input names that same

@@ -5,10 +5,11 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, unlinkSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.ts';
+import { replaceFile } from './replace-file.ts';
 import type { Json } from './source.ts';
 
 const FLUSH_BYTES = 64 * 1024;
@@ -125,15 +126,44 @@ export async function firstItem(path: string): Promise<Json | undefined> {
   return undefined;
 }
 
-/** SHA-256 of a file, streamed; undefined when it does not exist. */
+const CR = 0x0d;
+const LF = 0x0a;
+const CR_BYTE = Buffer.of(CR);
+/**
+ * SHA-256 of a file, streamed, with CRLF line ends read as LF; undefined when it does not exist.
+ * Git on Windows runners checks text files out with CRLF (core.autocrlf), so a committed
+ * snapshot arrives there with CRLF while this action writes LF. JSON holds no raw line breaks
+ * inside strings, so the two differ only in whitespace: the same content must count as
+ * unchanged, or `changed` is true on every Windows run and a "commit if changed" step finds
+ * nothing to commit.
+ */
 export async function hashFile(path: string): Promise<string | undefined> {
   const hash = createHash('sha256');
+  let heldCr = false; // the previous chunk ended in CR: its LF may start the next one
   try {
-    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+    for await (const chunk of createReadStream(path)) {
+      let bytes = chunk as Buffer;
+      if (heldCr) {
+        if (bytes[0] !== LF) hash.update(CR_BYTE);
+        heldCr = false;
+      }
+      if (bytes.at(-1) === CR) {
+        heldCr = true;
+        bytes = bytes.subarray(0, -1);
+      }
+      let start = 0;
+      for (let at = bytes.indexOf(CR); at >= 0; at = bytes.indexOf(CR, at + 1)) {
+        if (bytes[at + 1] !== LF) continue;
+        hash.update(bytes.subarray(start, at));
+        start = at + 1;
+      }
+      hash.update(bytes.subarray(start));
+    }
   } catch (error) {
     if ((error as { code?: string }).code === 'ENOENT') return undefined;
     throw error;
   }
+  if (heldCr) hash.update(CR_BYTE);
   return hash.digest('hex');
 }
 
@@ -223,7 +253,7 @@ export class AtomicArrayWriter {
         await unlink(this.temp);
         return false;
       }
-      await rename(this.temp, this.path);
+      await replaceFile(this.temp, this.path);
       return true;
     } finally {
       untrack(this.temp);

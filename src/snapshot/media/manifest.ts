@@ -9,9 +9,10 @@
  * file it did not write.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../../errors.ts';
+import { replaceFile } from '../replace-file.ts';
 import { track, untrack } from '../store.ts';
 import { familyOfName } from './types.ts';
 
@@ -136,7 +137,7 @@ export async function writeClaims(folder: string, text: string): Promise<void> {
     await handle.writeFile(text, 'utf8');
     await handle.sync();
     await handle.close();
-    await rename(temp, join(folder, MANIFEST_NAME));
+    await replaceFile(temp, join(folder, MANIFEST_NAME));
   } catch (error) {
     await handle.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);

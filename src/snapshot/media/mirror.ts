@@ -13,13 +13,14 @@
  * and tried again on the next run. Nothing new costs no request: a file on disk is never fetched
  * again, and a JSON that already says everything is not rewritten.
  */
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Downloader } from '../../download.ts';
 import { isExpectedError, ServerError } from '../../errors.ts';
 import type { Http } from '../../http.ts';
 import type { Family } from '../filter.ts';
 import type { Json } from '../source.ts';
+import { replaceFile } from '../replace-file.ts';
 import { AtomicArrayWriter, hashFile, readEntries, track, untrack } from '../store.ts';
 import { attachmentsOf, LOCAL_FIELD, type Attachment } from './attachments.ts';
 import type { MediaConfig } from './inputs.ts';
@@ -321,7 +322,7 @@ export class MediaMirror {
         });
       }
       const name = job.stem + (extensionOf(got.contentType) ?? '');
-      await rename(temp, join(this.folder, name));
+      await replaceFile(temp, join(this.folder, name));
       return { name, bytes: got.bytes };
     } finally {
       await unlink(temp).catch(() => undefined);
