@@ -45,7 +45,6 @@ import {
 
 /** Downloads at once: enough to hide a CDN's latency, few enough to be polite to an instance. */
 export const MEDIA_CONCURRENCY = 4;
-const SYNC_CONCURRENCY = 16;
 /** Failures reported as warnings; the rest go to the log, counted in one last warning. */
 const WARNINGS = 10;
 
@@ -167,7 +166,7 @@ export class MediaMirror {
     let downloaded = 0;
     let downloadedBytes = 0;
     const failures: { job: Job; error: Error }[] = [];
-    const written: string[] = [];
+    let synced: Promise<void> = Promise.resolve();
     if (jobs.size > 0) {
       for (const stem of jobs.keys()) if (!this.claims.has(stem)) this.claims.set(stem, {});
       await writeClaims(this.folder, claimsText(this.snapshot, this.claims));
@@ -180,7 +179,12 @@ export class MediaMirror {
           try {
             const file = await this.fetch(downloader, job, options.allowHttp);
             have.set(job.stem, file);
-            written.push(join(this.folder, file.name));
+            // Synced behind the downloads, one at a time, so the flushes overlap the network
+            // waits and leave the thread pool's other threads to the downloads' writes.
+            const path = join(this.folder, file.name);
+            synced = synced.then(() => syncFile(path));
+            // Awaited below; marked handled meanwhile, in case the run fails before that.
+            synced.catch(() => undefined);
             downloaded++;
             downloadedBytes += file.bytes;
           } catch (error) {
@@ -193,9 +197,8 @@ export class MediaMirror {
       }
     }
 
-    // The new files reach the disk before the JSON that names them does (the JSON is synced
-    // too): synced together here rather than one by one, which costs a journal commit each.
-    await pool(written, SYNC_CONCURRENCY, syncFile);
+    // The new files reach the disk before the JSON that names them does (the JSON is synced too).
+    await synced;
 
     // Pass 2: the JSON, with `local` where a file arrived and without it where none did.
     let rewrote = false;
