@@ -28,4 +28,12 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // The example gallery is a plain script for browsers.
+    files: ['examples/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', location: 'readonly', DOMParser: 'readonly' },
+    },
+  },
 );

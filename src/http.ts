@@ -74,7 +74,7 @@ const MAX_REDIRECTS = 5;
 const BACKOFF_CAP_MS = 8000;
 /** Statuses `send` retries (unless the request accepts them as answers). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
-const USER_AGENT = `fedi-token/${VERSION} (+https://github.com/fedi-token/fedi-token)`;
+export const USER_AGENT = `fedi-token/${VERSION} (+https://github.com/fedi-token/fedi-token)`;
 
 /**
  * The time one attempt may take, from the first byte sent to the last byte read, redirects
@@ -175,8 +175,7 @@ export class Http {
   }
 
   private backoff(attempt: number): number {
-    const ceiling = Math.min(BACKOFF_CAP_MS, this.options.baseDelayMs * 2 ** (attempt - 1));
-    return Math.floor(this.options.random() * ceiling);
+    return backoffDelay(this.options, attempt);
   }
 
   private async followRedirects(request: HttpRequest, deadline: Deadline): Promise<HttpResponse> {
@@ -293,6 +292,15 @@ export class Http {
   }
 }
 
+/** Full jitter: a random delay below a ceiling that doubles with each attempt, up to a cap. */
+export function backoffDelay(
+  options: Pick<Required<HttpOptions>, 'baseDelayMs' | 'random'>,
+  attempt: number,
+): number {
+  const ceiling = Math.min(BACKOFF_CAP_MS, options.baseDelayMs * 2 ** (attempt - 1));
+  return Math.floor(options.random() * ceiling);
+}
+
 export function buildUrl(base: URL | string, query?: Record<string, QueryValue>): URL {
   const url = new URL(base);
   for (const [key, value] of Object.entries(query ?? {})) {
@@ -363,7 +371,7 @@ function readBody(
   });
 }
 
-function networkError(server: string, label: string, error: unknown) {
+export function networkError(server: string, label: string, error: unknown) {
   const code = (error as { code?: string } | undefined)?.code ?? '';
   const message = error instanceof Error ? error.message : '';
   if (code === 'ECONNREFUSED')

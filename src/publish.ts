@@ -4,6 +4,7 @@
  */
 import * as core from '@actions/core';
 import type { Operation, Platform } from './config.ts';
+import { oneLine } from './errors.ts';
 import type { Identity, Software, TokenSet } from './providers/provider.ts';
 
 /**
@@ -108,8 +109,21 @@ export function loadRevokeState(): RevokeState | undefined {
   };
 }
 
-/** Rows of non-secret facts for the job summary; values come from servers, so they are escaped. */
-export async function writeSummary(title: string, rows: [string, string][]): Promise<void> {
+/** A picture for the job summary: an http(s) URL from a server and its alt text. */
+export interface SummaryPicture {
+  url: string;
+  alt: string;
+}
+
+/**
+ * Rows of non-secret facts for the job summary, after an optional strip of pictures; values come
+ * from servers, so they are escaped.
+ */
+export async function writeSummary(
+  title: string,
+  rows: [string, string][],
+  pictures: readonly SummaryPicture[] = [],
+): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   const table = [
     [
@@ -118,7 +132,15 @@ export async function writeSummary(title: string, rows: [string, string][]): Pro
     ],
     ...rows.map(([fact, value]) => [fact, escapeHtml(value || '—')]),
   ];
-  await core.summary.addHeading(title, 3).addTable(table).write();
+  const summary = core.summary.addHeading(title, 3);
+  const strip = pictures
+    .filter(({ url }) => /^https?:\/\//i.test(url))
+    .map(
+      ({ url, alt }) =>
+        `<img src="${escapeHtml(url)}" alt="${escapeHtml(oneLine(alt, 200))}" height="96">`,
+    );
+  if (strip.length > 0) summary.addRaw(`<p>${strip.join(' ')}</p>`, true);
+  await summary.addTable(table).write();
 }
 
 export function summaryRows(result: OperationResult): [string, string][] {

@@ -58,8 +58,24 @@ export interface Fault {
   times?: number;
 }
 
+/**
+ * Realistic attachments on a separate media origin (servers/media.ts). Without one, a post with
+ * media carries one bare image attachment on the instance, as before.
+ */
+export interface MediaCatalog {
+  /** A post's `media_attachments`, in the shape `flavour` serializes them. */
+  mastodonAttachments(post: Post, flavour: Flavour, instanceUrl: string): Json[];
+  /** A note's `files`: packed drive files. */
+  misskeyFiles(post: Post): Json[];
+  /** A post's content warning, '' for none. */
+  contentWarning(post: Post): string;
+  /** Media routes on the instance itself (GoToSocial's fileserver); true when it answered. */
+  serveInstance(req: IncomingMessage, res: ServerResponse, url: URL): boolean;
+}
+
 export interface TimelineServerOptions {
   flavour: Flavour;
+  media?: MediaCatalog;
   /** Statuses generated up front; default 1 200. */
   posts?: number;
   token?: string;
@@ -138,6 +154,7 @@ export class TimelineServer {
   readonly username: string;
   readonly accountId: string;
   readonly linkHost: string;
+  readonly media: MediaCatalog | undefined;
   readonly posts: Post[] = [];
   readonly requests: RecordedRequest[] = [];
   fault: Fault | undefined;
@@ -192,6 +209,7 @@ export class TimelineServer {
     this.username = options.username ?? 'alice';
     this.accountId = makeId(this.flavour, START - 86_400_000, 0);
     this.linkHost = options.linkHost ?? 'gts.example.invalid';
+    this.media = options.media;
     this.userNotes = new MisskeyUserNotes(options.misskey);
     this.addPosts(options.posts ?? 1200);
     this.server = createServer((req, res) => {
@@ -314,8 +332,8 @@ export class TimelineServer {
             : post.reply === 'other'
               ? OTHER_ACCOUNT
               : null,
-      sensitive: false,
-      spoiler_text: '',
+      sensitive: Boolean(this.media?.contentWarning(post)),
+      spoiler_text: this.media?.contentWarning(post) ?? '',
       visibility: post.visibility,
       language: 'en',
       uri: `${this.url}/users/${this.username}/statuses/${post.id}`,
@@ -333,9 +351,11 @@ export class TimelineServer {
           }
         : null,
       account,
-      media_attachments: post.media
-        ? [{ id: `m${post.index}`, type: 'image', url: `${this.url}/media/${post.index}.png` }]
-        : [],
+      media_attachments: !post.media
+        ? []
+        : this.media
+          ? this.media.mastodonAttachments(post, this.flavour, this.url)
+          : [{ id: `m${post.index}`, type: 'image', url: `${this.url}/media/${post.index}.png` }],
       // Pleroma's own extension holds its conversation id as a (small) number.
       ...(this.flavour === 'pleroma'
         ? { pleroma: { conversation_id: post.index, local: true } }
@@ -359,7 +379,7 @@ export class TimelineServer {
       userId: this.accountId,
       user: this.account(),
       text: renote ? null : `Note ${post.index} with “ünïcode”`,
-      cw: cwQuote ? `CW on note ${post.index}` : null,
+      cw: cwQuote ? `CW on note ${post.index}` : this.media?.contentWarning(post) || null,
       visibility,
       localOnly: false,
       replyId: post.replyToId,
@@ -368,12 +388,19 @@ export class TimelineServer {
         : undefined,
       renoteId: renote ? `rn${post.id}` : null,
       renote: renote ? { id: `rn${post.id}`, userId: OTHER_ACCOUNT, text: 'theirs' } : undefined,
-      fileIds: post.media ? [`f${post.index}`] : [],
-      files: post.media ? [{ id: `f${post.index}`, type: 'image/png' }] : [],
+      ...this.files(post),
       reactions: {},
       renoteCount: 0,
       repliesCount: 0,
     };
+  }
+
+  private files(post: Post): Json {
+    if (!post.media) return { fileIds: [], files: [] };
+    const files = this.media
+      ? this.media.misskeyFiles(post)
+      : [{ id: `f${post.index}`, type: 'image/png' }];
+    return { fileIds: files.map((file) => file.id), files };
   }
 
   /** What users/notes' filters read from a post. */
@@ -439,6 +466,7 @@ export class TimelineServer {
       authorized: presented === this.token,
     });
 
+    if (this.media?.serveInstance(req, res, url)) return;
     if (!this.nodeinfo && url.pathname.includes('nodeinfo')) {
       return this.send(res, 404, { error: 'Not found' });
     }

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-for (const script of ['startup.mjs', 'snapshot.mjs', 'stalls.mjs']) {
+for (const script of ['startup.mjs', 'snapshot.mjs', 'stalls.mjs', 'media.mjs']) {
   const path = join(import.meta.dirname, script);
   if (!existsSync(path)) continue;
   console.log(`\n== ${script}`);

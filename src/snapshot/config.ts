@@ -12,6 +12,7 @@ import {
   type InputSource,
 } from '../inputs.ts';
 import { MISSKEY_VISIBILITY, VISIBILITIES, type Visibility } from './filter.ts';
+import { readMediaInputs, type MediaConfig } from './media/inputs.ts';
 
 export const SNAPSHOT_PLATFORMS = ['auto', 'mastodon', 'misskey'] as const;
 export type SnapshotPlatformInput = (typeof SNAPSHOT_PLATFORMS)[number];
@@ -36,6 +37,8 @@ export interface SnapshotConfig {
   mode: Mode;
   timeoutMs: number;
   maxAttempts: number;
+  /** Mirror the attachments into a folder (`media-path`); undefined when it is not set. */
+  media?: MediaConfig;
 }
 
 export const MAX_COUNT = 100_000;
@@ -83,6 +86,7 @@ export function parseSnapshotInputs(source: InputSource = actionInputs): Snapsho
       fallback: 3,
       integer: true,
     }),
+    media: readMediaInputs(source, path),
   };
 }
 

@@ -61,6 +61,7 @@ export async function incremental(
         writer ??= await open();
         await writer.write(item);
         newCount++;
+        walk.added(item);
         first ??= item;
         last = item;
         if (newCount >= count) break walking;

@@ -9,7 +9,19 @@ export function publishSnapshot(result: SnapshotResult): void {
     'new-count': String(result.newCount),
     'newest-id': result.newestId,
     changed: String(result.changed),
+    ...mediaOutputs(result),
   });
+}
+
+function mediaOutputs(result: SnapshotResult): Record<string, string> {
+  const { media } = result;
+  if (!media) return {};
+  return {
+    'media-count': String(media.files),
+    'media-new': String(media.downloaded),
+    'media-bytes': String(media.bytes),
+    'media-failed': String(media.failed),
+  };
 }
 
 export function snapshotSummaryRows(result: SnapshotResult): [string, string][] {
@@ -31,7 +43,26 @@ export function snapshotSummaryRows(result: SnapshotResult): [string, string][] 
     ['Requests', String(result.requests)],
     ['Newest', result.newestDate ?? ''],
     ['Oldest', result.oldestDate ?? ''],
+    ...mediaRows(result),
   ];
+}
+
+function mediaRows(result: SnapshotResult): [string, string][] {
+  const { media } = result;
+  if (!media) return [];
+  return [
+    ['Media files', `${media.files} (${formatSize(media.bytes)})`],
+    ['Media new', `${media.downloaded} (${formatSize(media.downloadedBytes)})`],
+    ['Media removed', String(media.removed)],
+    ['Media failed', String(media.failed)],
+    ['Media requests', String(media.requests)],
+  ];
+}
+
+function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 const REASON_TEXT: Record<string, string> = {
@@ -43,5 +74,5 @@ const REASON_TEXT: Record<string, string> = {
 };
 
 export async function writeSnapshotSummary(result: SnapshotResult): Promise<void> {
-  await writeSummary('fedi-token: snapshot', snapshotSummaryRows(result));
+  await writeSummary('fedi-token: snapshot', snapshotSummaryRows(result), result.thumbnails);
 }

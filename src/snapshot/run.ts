@@ -10,15 +10,19 @@ import type { Software } from '../providers/provider.ts';
 import type { SnapshotConfig } from './config.ts';
 import { familyOfItem, type Family, type FilterOptions, type FilterReason } from './filter.ts';
 import { incremental } from './incremental.ts';
+import type { Thumbnail } from './media/attachments.ts';
+import { MediaMirror, type MediaOutcome } from './media/mirror.ts';
 import { flavourOf, mastodonSource } from './mastodon-source.ts';
 import { misskeySource } from './misskey-source.ts';
 import type { Json, TimelineSource } from './source.ts';
-import { firstItem } from './store.ts';
+import { firstItem, hashFile } from './store.ts';
 import { full, Walk, type Outcome } from './walk.ts';
 
 export interface SnapshotRuntime {
   mask(secret: string): void;
   log(message: string): void;
+  /** Problems that do not fail the step (a media file that could not be mirrored). */
+  warn?(message: string): void;
   http?: Http;
 }
 
@@ -32,7 +36,12 @@ export interface SnapshotResult extends Outcome {
   /** Items looked at, duplicates and filtered ones included. */
   fetched: number;
   filtered: Record<FilterReason, number>;
+  /** Requests to the server's API; media requests are counted in `media`. */
   requests: number;
+  /** The new posts' preview pictures, as the server links them (at most 12). */
+  thumbnails: Thumbnail[];
+  /** The media mirror's counts, when `media-path` is set. */
+  media?: MediaOutcome;
 }
 
 export async function runSnapshot(
@@ -57,6 +66,9 @@ export async function runSnapshot(
   // is checked by the incremental walk's first pass, before its first listing request (after
   // detection or an account lookup, when either is needed).
   const newest = config.mode === 'incremental' ? await firstItem(config.path) : undefined;
+  // The media folder's record too: one that belongs to another snapshot fails here.
+  const mirror = config.media && (await MediaMirror.open(config.path, config.media));
+  const initialHash = mirror && (await hashFile(config.path));
 
   let family: Family;
   let software: Software | undefined;
@@ -131,6 +143,22 @@ export async function runSnapshot(
   const outcome = newest
     ? await incremental(config, source, accountId, walk)
     : await full(config, source, accountId, walk);
+  const requests = http.requestCount - startRequests;
+
+  // Media first, then the JSON that points at it (mirror.ts); `changed` compares the final file
+  // with the one the run started from, since the walk's file is rewritten once more.
+  let media: MediaOutcome | undefined;
+  if (mirror) {
+    media = await mirror.sync({
+      family,
+      http,
+      allowHttp: config.instance.protocol === 'http:',
+      runtime: { log: runtime.log, warn: runtime.warn ?? runtime.log },
+    });
+    if (outcome.changed || media.rewrote) {
+      outcome.changed = (await hashFile(config.path)) !== initialHash;
+    }
+  }
 
   return {
     path: config.path,
@@ -141,7 +169,9 @@ export async function runSnapshot(
     ...outcome,
     fetched: walk.fetched,
     filtered: walk.filtered,
-    requests: http.requestCount - startRequests,
+    requests,
+    thumbnails: walk.thumbnails,
+    media,
   };
 }
 

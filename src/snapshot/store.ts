@@ -189,12 +189,13 @@ function removeTempsAndDie(signal: NodeJS.Signals): void {
   process.kill(process.pid, signal);
 }
 
-function track(temp: string): void {
+/** Register a temporary file for removal on SIGTERM/SIGINT (the media mirror's too). */
+export function track(temp: string): void {
   if (openTemps.size === 0) for (const name of SIGNALS) process.on(name, removeTempsAndDie);
   openTemps.add(temp);
 }
 
-function untrack(temp: string): void {
+export function untrack(temp: string): void {
   openTemps.delete(temp);
   if (openTemps.size === 0) for (const name of SIGNALS) process.off(name, removeTempsAndDie);
 }

@@ -10,8 +10,12 @@ import {
   type FilterOptions,
   type FilterReason,
 } from './filter.ts';
+import { thumbnailsOf, type Thumbnail } from './media/attachments.ts';
 import type { Json, TimelineSource } from './source.ts';
 import { AtomicArrayWriter, hashFile, readItems } from './store.ts';
+
+/** The job summary's strip of the new posts' previews holds at most this many. */
+export const MAX_THUMBNAILS = 12;
 
 /** What a walk tells the step about the file it left. */
 export interface Outcome {
@@ -60,6 +64,17 @@ export class Walk {
     }
     this.seen.add(facts.id);
     return true;
+  }
+
+  /** The server's preview pictures of the new posts, newest first, for the job summary. */
+  readonly thumbnails: Thumbnail[] = [];
+
+  /** An item that was not in the file before this run. */
+  added(item: Json): void {
+    for (const thumbnail of thumbnailsOf(this.family, item)) {
+      if (this.thumbnails.length >= MAX_THUMBNAILS) return;
+      this.thumbnails.push(thumbnail);
+    }
   }
 
   /** An item met that the file already holds. */
@@ -117,7 +132,10 @@ export async function full(
         await writer.write(item);
         first ??= item;
         last = item;
-        if (!previousIds.has(item.id as string)) newCount++;
+        if (!previousIds.has(item.id as string)) {
+          newCount++;
+          walk.added(item);
+        }
         if (writer.written >= config.count) break walking;
       }
     }
