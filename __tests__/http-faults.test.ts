@@ -2,12 +2,9 @@
  * The HTTP policy as a user meets it: the bundle runs against the loopback server with faults
  * injected, and each test checks what was sent (server.requests) and what the log says.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { findLeaks, runAction, type ActionRun } from './harness/action.ts';
 import { startRecorder, type Recorder } from './servers/faults.ts';
@@ -17,6 +14,7 @@ import {
   type MastodonServer,
   type RegisteredApp,
 } from './servers/mastodon.ts';
+import { startTlsFront, TEST_CERT_PATH, TEST_KEY_PATH } from './servers/tls.ts';
 
 const TOKEN_PATH = '/oauth/token';
 const ME_PATH = '/api/v1/accounts/verify_credentials';
@@ -54,16 +52,23 @@ function exchange(extra: Record<string, string> = {}): Promise<ActionRun> {
   });
 }
 
-function validate(extra: Record<string, string> = {}): Promise<ActionRun> {
+function validate(
+  extra: Record<string, string> = {},
+  env: Record<string, string> = {},
+): Promise<ActionRun> {
   const token = server.issueToken({ clientId: app.clientId });
   secrets.push(token);
-  return runAction('main', {
-    instance: server.url,
-    platform: 'mastodon',
-    operation: 'validate',
-    'access-token': token,
-    ...extra,
-  });
+  return runAction(
+    'main',
+    {
+      instance: server.url,
+      platform: 'mastodon',
+      operation: 'validate',
+      'access-token': token,
+      ...extra,
+    },
+    { env },
+  );
 }
 
 function expectClean(run: ActionRun): void {
@@ -287,6 +292,31 @@ describe('redirects', () => {
     expectClean(run);
   });
 
+  it('follows a GET from http to https over TLS, with the right agent for each', async () => {
+    // One client sends both hops. @actions/http-client keeps one agent for whichever protocol it
+    // met first, so an https hop after an http one used to go out on an http agent and fail.
+    const front = await startTlsFront({ '127.0.0.1': other.url });
+    try {
+      other.hits.length = 0;
+      const secure = `https://127.0.0.1:${front.port}${ME_PATH}`;
+      server.inject({
+        method: 'GET',
+        path: ME_PATH,
+        kind: 'redirect',
+        status: 301,
+        location: secure,
+      });
+      const run = await validate({}, { NODE_EXTRA_CA_CERTS: front.certPath });
+      expect(other.hits).toHaveLength(1);
+      expect(other.hits[0]?.authorization).toBeUndefined();
+      expect(run.exitCode).toBe(1);
+      expect(errorLine(run)).toContain(`https://127.0.0.1:${front.port}`);
+      expectClean(run);
+    } finally {
+      await front.close();
+    }
+  });
+
   it('refuses to resend a POST to another origin', async () => {
     other.hits.length = 0;
     server.inject({
@@ -305,33 +335,9 @@ describe('redirects', () => {
 
   it('refuses a redirect from https to http, sending nothing over plain http', async () => {
     other.hits.length = 0;
-    // A real TLS server on loopback: a throwaway self-signed certificate the subprocess trusts
-    // through NODE_EXTRA_CA_CERTS, so the bundle's own https stack does the handshake.
-    const dir = mkdtempSync(join(tmpdir(), 'fedi-token-tls-'));
-    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    // A real TLS server on loopback with the committed test certificate, which the subprocess
+    // trusts through NODE_EXTRA_CA_CERTS, so the bundle's own https stack does the handshake.
+    const [key, cert] = [TEST_KEY_PATH, TEST_CERT_PATH];
     const tls = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
       res.writeHead(302, { location: `${other.url}${req.url ?? '/'}` }).end();
     });
@@ -355,7 +361,6 @@ describe('redirects', () => {
       expect(findLeaks(run, [token])).toEqual([]);
     } finally {
       await new Promise((resolve) => tls.close(resolve));
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -6,6 +6,7 @@
  */
 import {
   request as httpRequest,
+  type Agent,
   type IncomingHttpHeaders,
   type IncomingMessage,
   type OutgoingHttpHeaders,
@@ -105,7 +106,12 @@ export class Http {
   readonly options: Required<HttpOptions>;
   /** Requests sent, retries and redirects included: the benchmark and job summary report it. */
   requestCount = 0;
-  private readonly client: HttpClient;
+  /**
+   * One client per protocol: only their agents are used (proxy tunnels, no_proxy). An
+   * HttpClient keeps the first agent it makes, for whichever protocol that was, and hands it
+   * out for the other one too, so an https hop after an http one (a redirect) would fail.
+   */
+  private readonly clients = new Map<string, HttpClient>();
 
   constructor(options: HttpOptions) {
     this.options = {
@@ -116,9 +122,16 @@ export class Http {
       notify: () => {},
       ...options,
     };
-    // Only its agent is used (proxy tunnels, no_proxy) and its user agent; requests are sent by
-    // `dispatch`, which owns the socket's end (see there).
-    this.client = new HttpClient(USER_AGENT, [], { keepAlive: false });
+  }
+
+  /** The agent for a URL; requests are sent by `dispatch`, which owns the socket's end. */
+  private agentFor(url: URL): Agent {
+    let client = this.clients.get(url.protocol);
+    if (!client) {
+      client = new HttpClient(USER_AGENT, [], { keepAlive: false });
+      this.clients.set(url.protocol, client);
+    }
+    return client.getAgent(url.href);
   }
 
   /** Send a request with the retry policy; a status outside 2xx and `accept` throws ServerError. */
@@ -264,13 +277,13 @@ export class Http {
   ): Promise<IncomingMessage> {
     const outgoing: OutgoingHttpHeaders = {
       ...headers,
-      'user-agent': this.client.userAgent ?? USER_AGENT,
+      'user-agent': USER_AGENT,
     };
     if (body !== null) outgoing['content-length'] = Buffer.byteLength(body);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     this.requestCount++;
     return new Promise((resolve, reject) => {
-      const req = send(url, { method, headers: outgoing, agent: this.client.getAgent(url.href) });
+      const req = send(url, { method, headers: outgoing, agent: this.agentFor(url) });
       const disarm = deadline.arm(() => {
         // Rejected first, so the 'error' that destroy() brings reads as what it is: a timeout.
         reject(

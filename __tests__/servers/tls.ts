@@ -5,13 +5,20 @@
  * name such as https://social.example makes it use one; a name that cannot resolve proves that
  * the proxy, not DNS, carried the request.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
+
+/**
+ * A throwaway self-signed certificate and its key, committed so the tests need no `openssl` on the
+ * machine (issue 9: Node and npm alone). Test-only: it guards nothing. It names social.example,
+ * api.anyweb.cc, cdn.example, media2.example, localhost and 127.0.0.1, and runs to 2126; to add a
+ * name, see __tests__/fixtures/tls/README.md.
+ */
+export const TEST_CERT_PATH = join(import.meta.dirname, '..', 'fixtures', 'tls', 'cert.pem');
+export const TEST_KEY_PATH = join(import.meta.dirname, '..', 'fixtures', 'tls', 'key.pem');
 
 export interface TlsFront {
   port: number;
@@ -36,38 +43,14 @@ export interface ConnectProxy {
  * exactly what the action sent (its Host header included).
  */
 export async function startTlsFront(routes: Record<string, string>): Promise<TlsFront> {
-  const names = Object.keys(routes);
-  const dir = mkdtempSync(join(tmpdir(), 'fedi-token-front-'));
-  const [keyPath, certPath] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${names[0] ?? 'localhost'}`,
-      '-addext',
-      `subjectAltName=${names.map((name) => `DNS:${name}`).join(',')}`,
-    ],
-    { stdio: 'ignore' },
-  );
   const sockets = new Set<Socket>();
   const server = createTlsServer(
-    { key: readFileSync(keyPath), cert: readFileSync(certPath) },
+    { key: readFileSync(TEST_KEY_PATH), cert: readFileSync(TEST_CERT_PATH) },
     (socket) => {
       // The client names the host in SNI; an unknown name gets no answer, like a wrong vhost.
-      const target = typeof socket.servername === 'string' ? routes[socket.servername] : undefined;
+      // Clients send no SNI for an IP address: that is the '127.0.0.1' route.
+      const name = typeof socket.servername === 'string' ? socket.servername : '127.0.0.1';
+      const target = routes[name];
       if (!target) return socket.destroy();
       const { hostname, port } = new URL(target);
       splice(socket, connect(Number(port), hostname), sockets);
@@ -79,14 +62,10 @@ export async function startTlsFront(routes: Record<string, string>): Promise<Tls
   await listenLoopback(server);
   return {
     port: (server.address() as AddressInfo).port,
-    certPath,
-    close: async () => {
-      await closeServer(server, sockets);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    certPath: TEST_CERT_PATH,
+    close: () => closeServer(server, sockets),
   };
 }
-
 /** A forward proxy that tunnels every CONNECT, whatever its target, to the TLS front's port. */
 export async function startConnectProxy(front: { port: number }): Promise<ConnectProxy> {
   const connects: string[] = [];
