@@ -25,6 +25,7 @@ import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseCommand } from '../src/cli/args.ts';
 import { CliError, EXIT } from '../src/cli/exit.ts';
+import { shellQuote } from '../src/cli/gh.ts';
 import { login } from '../src/cli/login.ts';
 import { startLoopback } from '../src/cli/loopback.ts';
 import { colourEnabled, Terminal, type OutStream } from '../src/cli/output.ts';
@@ -1068,5 +1069,21 @@ describe('pieces', () => {
       oob: false,
       json: false,
     });
+  });
+});
+
+describe('the copied `gh secret set -f` command', () => {
+  it('quotes the file path for the shell the user is in', () => {
+    expect(shellQuote('/home/me/.fedi-token-unstored.env', 'linux')).toBe(
+      '/home/me/.fedi-token-unstored.env',
+    );
+    expect(shellQuote("/home/O'Neil/my files/x.env", 'darwin')).toBe(
+      "'/home/O'\\''Neil/my files/x.env'",
+    );
+    expect(shellQuote('C:\\Users\\me\\x.env', 'win32')).toBe('C:\\Users\\me\\x.env');
+    // Single quotes mean nothing to cmd; double quotes work there and in PowerShell.
+    expect(shellQuote("C:\\Users\\Ann O'Neil\\x.env", 'win32')).toBe(
+      '"C:\\Users\\Ann O\'Neil\\x.env"',
+    );
   });
 });

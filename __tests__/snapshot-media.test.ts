@@ -206,9 +206,17 @@ describe('media mirror (runner protocol)', () => {
       expect(request.headers['user-agent']).toMatch(/^fedi-token\//);
     }
 
-    // The server's fields are what a snapshot without media writes.
-    const plain = await snapshot(r, { path: 'plain.json', 'media-path': '' });
+    // The server's fields are what a snapshot without media writes. A media option given without
+    // media-path is named in a warning; the ones left at their defaults are not.
+    const plain = await snapshot(r, {
+      path: 'plain.json',
+      'media-path': '',
+      'media-types': 'image',
+    });
     expect(plain.exitCode).toBe(0);
+    expect(plain.stdout.split('\n').filter((line) => line.startsWith('::warning::'))).toEqual([
+      "::warning::Input 'media-types' has no effect without 'media-path'; it was ignored",
+    ]);
     expect(list.map(without)).toEqual(items('plain.json'));
 
     // The job summary: the new posts' previews (none behind a content warning), then the counts.

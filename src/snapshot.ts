@@ -8,6 +8,7 @@ import { runSnapshot } from './snapshot/run.ts';
 export async function run(): Promise<void> {
   try {
     const config = parseSnapshotInputs();
+    for (const warning of config.inputWarnings) warn(warning);
     const result = await runSnapshot(config, { mask: maskSecret, log: info, warn });
     publishSnapshot(result);
     info(

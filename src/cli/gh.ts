@@ -159,7 +159,11 @@ async function leftOver(
 const names = (secrets: readonly NamedSecret[]): string[] => secrets.map((s) => s.name);
 const list = (items: readonly string[]): string => items.join(', ') || 'none';
 
-/** The path as one shell word, for a command the user copies. */
-function shellQuote(path: string): string {
+/**
+ * The path as one shell word, for a command the user copies. On Windows, double quotes: both
+ * PowerShell and cmd read them, and a Windows path cannot hold one.
+ */
+export function shellQuote(path: string, platform: NodeJS.Platform = process.platform): string {
+  if (platform === 'win32') return /^[\w:.\\/-]+$/.test(path) ? path : `"${path}"`;
   return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`;
 }

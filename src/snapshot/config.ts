@@ -12,7 +12,7 @@ import {
   type InputSource,
 } from '../inputs.ts';
 import { MISSKEY_VISIBILITY, VISIBILITIES, type Visibility } from './filter.ts';
-import { readMediaInputs, type MediaConfig } from './media/inputs.ts';
+import { mediaInputsWithoutPath, readMediaInputs, type MediaConfig } from './media/inputs.ts';
 
 export const SNAPSHOT_PLATFORMS = ['auto', 'mastodon', 'misskey'] as const;
 export type SnapshotPlatformInput = (typeof SNAPSHOT_PLATFORMS)[number];
@@ -39,6 +39,8 @@ export interface SnapshotConfig {
   maxAttempts: number;
   /** Mirror the attachments into a folder (`media-path`); undefined when it is not set. */
   media?: MediaConfig;
+  /** Inputs given a value that has no effect in this run, one warning each. */
+  inputWarnings: string[];
 }
 
 export const MAX_COUNT = 100_000;
@@ -87,6 +89,7 @@ export function parseSnapshotInputs(source: InputSource = actionInputs): Snapsho
       integer: true,
     }),
     media: readMediaInputs(source, path),
+    inputWarnings: mediaInputsWithoutPath(source),
   };
 }
 

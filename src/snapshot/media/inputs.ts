@@ -43,6 +43,24 @@ export function readMediaInputs(
   return { path, variants, kinds, maxBytes };
 }
 
+/** The options that only `media-path` gives an effect, with their action.yml defaults. */
+const PATH_OPTIONS: Record<string, string> = {
+  'media-size': 'original',
+  'media-types': '',
+  'media-max-bytes': '50m',
+};
+
+/** A warning for each media option given a value of its own while `media-path` is empty. */
+export function mediaInputsWithoutPath(source: InputSource): string[] {
+  if (source.get('media-path').trim() !== '') return [];
+  return Object.entries(PATH_OPTIONS)
+    .filter(([name, fallback]) => {
+      const value = source.get(name).trim().toLowerCase();
+      return value !== '' && value !== fallback;
+    })
+    .map(([name]) => `Input '${name}' has no effect without 'media-path'; it was ignored`);
+}
+
 /** A list separated by commas, spaces or new lines; empty means every kind. */
 function readKinds(source: InputSource): ReadonlySet<MediaKind> {
   const words = source
