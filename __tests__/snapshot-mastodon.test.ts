@@ -85,7 +85,7 @@ describe('a reply whose parent was deleted (in_reply_to_id null, in_reply_to_acc
 });
 
 describe('a suspended account', () => {
-  it('fails before any listing, by name or as the token’s owner, and leaves the file alone', async () => {
+  it('fails before any listing, by name or as the token’s owner; by id after one empty page; and leaves the file alone', async () => {
     const server = await start(80);
     await snapshot(server, 'statuses.json', { count: '50', mode: 'full' });
     const before = readFileSync(join(dir, 'statuses.json'));
@@ -100,6 +100,20 @@ describe('a suspended account', () => {
       snapshot(server, 'statuses.json', { count: '50', mode: 'full', platform: 'mastodon' }),
     ).rejects.toThrow(/verify_credentials answered HTTP 403: Your login is currently disabled/);
     expect(server.requests.filter((r) => r.path.endsWith('/statuses'))).toEqual([]);
+    // An id needs no lookup, so the empty list comes first and the account itself tells why.
+    await expect(
+      snapshot(server, 'statuses.json', { count: '50', mode: 'full', account: server.accountId }),
+    ).rejects.toThrow(
+      new RegExp(
+        `GET /api/v1/accounts/${server.accountId} answered HTTP 200: the account is suspended on this server`,
+      ),
+    );
+    // An incremental run reads an empty answer as nothing new (one request) and keeps the file.
+    const incremental = await snapshot(server, 'statuses.json', {
+      count: '50',
+      account: server.accountId,
+    });
+    expect([incremental.requests, incremental.changed]).toEqual([1, false]);
     expect(readFileSync(join(dir, 'statuses.json')).equals(before)).toBe(true);
   });
 });

@@ -606,6 +606,8 @@ export class TimelineServer {
         return this.send(res, 200, { id: OTHER_ACCOUNT, username: 'bob' });
       return this.send(res, 404, { error: 'Record not found' });
     }
+    // Mastodon's accounts#show finds a suspended account too, marked by REST::AccountSerializer
+    // (app/controllers/api/v1/accounts_controller.rb, v4.5.15).
     const byId = /^\/api\/v1\/accounts\/([^/]+)$/.exec(url.pathname);
     if (byId) {
       const found = decodeURIComponent(byId[1] ?? '') === this.accountId;

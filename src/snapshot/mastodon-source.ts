@@ -124,20 +124,23 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
   const shortPageEnds = flavour === 'mastodon' || flavour === 'pleroma';
 
   /**
-   * GoToSocial answers an account id it does not know with an empty list, not a 404
-   * (GetAccountStatuses' no-rows error becomes an empty page in StatusesGet, v0.19.2). An id
-   * given as input and an empty first page: one request tells a typo from an account without
-   * posts. A token that may not read accounts (403) leaves the question open.
+   * An id given as input and an empty first page: one request tells a typo or a suspension from
+   * an account without posts. GoToSocial answers an account id it does not know with an empty
+   * list, not a 404 (GetAccountStatuses' no-rows error becomes an empty page in StatusesGet,
+   * v0.19.2); Mastodon lists a suspended account as empty but still shows the account, marked
+   * `suspended: true` (Api::V1::AccountsController#show, REST::AccountSerializer; v4.5.15). A
+   * token that may not read accounts (403) leaves the question open.
    */
   async function checkAccountExists(accountId: string): Promise<void> {
-    if (flavour !== 'gotosocial' || options.account.kind !== 'id') return;
+    const { account } = options;
+    if (account.kind !== 'id' || (flavour !== 'gotosocial' && flavour !== 'mastodon')) return;
     const request: HttpRequest = {
       method: 'GET',
       url: new URL(`api/v1/accounts/${encodeURIComponent(accountId)}`, base),
       bearer: accessToken,
       accept: [403],
     };
-    await http.send(request).catch((error: unknown) => {
+    const response = await http.send(request).catch((error: unknown) => {
       if (error instanceof ServerError && error.status === 404) {
         throw new ServerError({
           server: error.server,
@@ -145,11 +148,14 @@ export function mastodonSource(options: MastodonSourceOptions): TimelineSource {
           status: error.status,
           code: error.code,
           description: error.description,
-          hint: `No account has the id given in 'account' (${accountId}); GoToSocial lists an unknown account as empty`,
+          hint: `No account has the id given in 'account' (${accountId}); ${flavour === 'gotosocial' ? 'GoToSocial lists an unknown account as empty' : 'check the id'}`,
         });
       }
       throw error;
     });
+    if (response.status !== 200) return;
+    const found = z.safeParse(accountSchema, parseJson(request, response, z.unknown()));
+    if (found.success && found.data.suspended === true) throw suspended(request, response, account);
   }
 
   /**
