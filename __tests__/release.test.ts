@@ -46,11 +46,11 @@ describe('check', () => {
       `console.log(${JSON.stringify(cliVersion)});\n`,
     );
   };
-  const check = async (tag: string) => {
+  const check = async (tag: string, extra: Record<string, string> = {}) => {
     const output = join(dir, 'output');
     writeFileSync(output, '');
     const run = await spawnLogged(process.execPath, [SCRIPT, 'check', tag], {
-      env: { ...env(), GITHUB_OUTPUT: output },
+      env: { ...env(), GITHUB_OUTPUT: output, ...extra },
       cwd: dir,
       timeoutMs: 30_000,
     });
@@ -68,6 +68,30 @@ describe('check', () => {
     expect((await check('v1.2.3')).outputs).toEqual({ 'dist-tag': 'latest' });
     pkg('2.0.0-rc.1');
     expect((await check('v2.0.0-rc.1')).outputs).toEqual({ 'dist-tag': 'next' });
+  });
+
+  it('sends a release with the pre-release box ticked to next', async () => {
+    pkg('1.3.0');
+    expect((await check('v1.3.0', { PRERELEASE: 'true' })).outputs).toEqual({ 'dist-tag': 'next' });
+    expect((await check('v1.3.0', { PRERELEASE: 'false' })).outputs).toEqual({
+      'dist-tag': 'latest',
+    });
+  });
+
+  it("sends a release older than npm's latest to latest-<major>, never to latest", async () => {
+    pkg('1.9.1');
+    expect((await check('v1.9.1', { NPM_LATEST: '2.0.0' })).outputs).toEqual({
+      'dist-tag': 'latest-1',
+    });
+    expect((await check('v1.9.1', { NPM_LATEST: '1.10.0' })).outputs).toEqual({
+      'dist-tag': 'latest-1',
+    });
+    // The first publish (npm knows no version) and a newer release go to latest.
+    for (const latest of ['', '1.9.0', '0.9.9']) {
+      expect((await check('v1.9.1', { NPM_LATEST: latest })).outputs).toEqual({
+        'dist-tag': 'latest',
+      });
+    }
   });
 
   it('fails another version, saying what to change', async () => {
@@ -142,5 +166,41 @@ describe('move-major-tag', () => {
     expect(pre.stdout).toMatch('v2.0.0-rc.1 is a prerelease: the major tag stays where it is.');
     expect(() => remoteTag('v2')).toThrow();
     expect(remoteTag('v1')).toBe(build);
+  });
+
+  it('leaves v1 at the newest release: not moved back by a fix to an older line, nor by a ticked pre-release box', async () => {
+    commitAndTag('v1.0.0');
+    commitAndTag('v1.10.0');
+    const newest = git(work, 'rev-parse', 'HEAD');
+    expect((await release(['move-major-tag', 'v1.10.0'], work)).exitCode).toBe(0);
+    expect(remoteTag('v1')).toBe(newest);
+
+    commitAndTag('v1.9.1');
+    const backport = await release(['move-major-tag', 'v1.9.1'], work);
+    expect(backport.exitCode).toBe(0);
+    expect(backport.stdout).toMatch('v1.9.1 is older than v1.10.0: v1 stays where it is.');
+    expect(remoteTag('v1')).toBe(newest);
+
+    commitAndTag('v1.11.0');
+    const ticked = await spawnLogged(process.execPath, [SCRIPT, 'move-major-tag', 'v1.11.0'], {
+      env: { ...env(), PRERELEASE: 'true' },
+      cwd: work,
+      timeoutMs: 30_000,
+    });
+    expect(ticked.exitCode).toBe(0);
+    expect(ticked.stdout).toMatch('v1.11.0 is a prerelease: the major tag stays where it is.');
+    expect(remoteTag('v1')).toBe(newest);
+  });
+
+  it('says what to do when origin refuses the tag', async () => {
+    commitAndTag('v1.0.0');
+    // A hook stands in for GitHub's refusal of a tag move that brings changed workflows.
+    writeFileSync(join(origin, 'hooks', 'pre-receive'), '#!/bin/sh\necho refused >&2\nexit 1\n', {
+      mode: 0o755,
+    });
+    const refused = await release(['move-major-tag', 'v1.0.0'], work);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/::error::Could not push v1 .*RELEASE_TAG_TOKEN/);
+    expect(() => remoteTag('v1')).toThrow();
   });
 });

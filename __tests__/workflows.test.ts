@@ -12,6 +12,7 @@ import { parse } from 'yaml';
 import { ROOT } from './harness/action.ts';
 
 interface Step {
+  id?: string;
   name?: string;
   uses?: string;
   run?: string;
@@ -148,14 +149,30 @@ describe('release.yml', () => {
     expect(publish?.permissions).toEqual({ contents: 'read', 'id-token': 'write' });
     const runs = publish?.steps.flatMap((step) => step.run ?? []) ?? [];
     expect(runs).toEqual([
+      'echo "latest=$(npm view fedi-token dist-tags.latest 2>/dev/null || true)" >> "$GITHUB_OUTPUT"',
       'node scripts/release.mjs check "$TAG"',
       'node scripts/check.mjs install',
       'node scripts/check.mjs dist',
       'node scripts/check.mjs start',
-      'npm publish --provenance --access public --tag "$DIST_TAG"',
+      'if [ -n "$NPM_TOKEN" ]; then echo \'//registry.npmjs.org/:_authToken=${NPM_TOKEN}\' >> ~/.npmrc; fi\n' +
+        'npm publish --provenance --access public --tag "$DIST_TAG"\n',
     ]);
     const setup = publish?.steps.find((step) => step.uses?.startsWith('actions/setup-node@'));
     expect(setup?.with).toMatchObject({ 'package-manager-cache': false });
+    // setup-node's registry-url would write a token line reading NODE_AUTH_TOKEN, empty once
+    // trusted publishing replaces NPM_TOKEN.
+    expect(setup?.with).not.toHaveProperty('registry-url');
+  });
+
+  it("tells the script npm's latest version and the pre-release box", () => {
+    const check = publish?.steps.find((step) => step.id === 'check');
+    expect(check?.env).toEqual({
+      TAG: '${{ github.event.release.tag_name }}',
+      PRERELEASE: '${{ github.event.release.prerelease }}',
+      NPM_LATEST: '${{ steps.npm.outputs.latest }}',
+    });
+    const move = majorTag?.steps.find((step) => step.run?.includes('move-major-tag'));
+    expect(move?.env).toMatchObject({ PRERELEASE: '${{ github.event.release.prerelease }}' });
   });
 
   it('moves the major tag after the publish, from a job that may write but not mint', () => {
@@ -164,6 +181,8 @@ describe('release.yml', () => {
     expect(majorTag?.steps.flatMap((step) => step.run ?? [])).toEqual([
       'node scripts/release.mjs move-major-tag "$TAG"',
     ]);
+    const checkout = majorTag?.steps.find((step) => step.uses?.startsWith('actions/checkout@'));
+    expect(checkout?.with).toEqual({ token: '${{ secrets.RELEASE_TAG_TOKEN || github.token }}' });
   });
 
   it('passes the tag through the environment, never into the script text', () => {
