@@ -241,6 +241,37 @@ describe('platform input on the bundle', () => {
     expect(findLeaks(result, [token])).toEqual([]);
   });
 
+  it.each([
+    ['a new line and ::stop-commands::', 'kitsune\n::stop-commands::pause\n'],
+    ['##[stop-commands] inside the line', 'kitsune ##[stop-commands]pause'],
+  ])(
+    "a software name with %s cannot stop the runner's commands, so the token it issues is masked",
+    async (_, name) => {
+      const fork = await startedMisskey({});
+      fork.faults.inject({
+        kind: 'status',
+        status: 200,
+        path: '/nodeinfo/2.1',
+        body: {
+          version: '2.1',
+          software: { name, version: '1.0.0' },
+          metadata: { upstream: { name: 'Misskey' } },
+        },
+      });
+      const session = randomUUID();
+      const token = fork.approveMiAuth(session, { username: 'forked' });
+      const result = await runAction('main', {
+        instance: fork.url,
+        operation: 'exchange',
+        code: session,
+      });
+      expect(result.exitCode).toBe(0);
+      expect(result.outputs.platform).toBe('misskey');
+      expect(result.masks).toEqual(expect.arrayContaining([session, token]));
+      expect(findLeaks(result, [session, token])).toEqual([]);
+    },
+  );
+
   it('detection costs two requests with max-attempts 3 while nodeinfo answers 503', async () => {
     const busy = await startedMisskey({});
     busy.faults.inject({ kind: 'status', status: 503, path: '/.well-known/nodeinfo', times: 5 });

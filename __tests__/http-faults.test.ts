@@ -398,4 +398,22 @@ describe('error messages', () => {
     expect(errorLine(run)).toContain("Check 'client-id' and 'client-secret'");
     expect(findLeaks(run, ['wrong-secret-value-42', code, app.clientSecret])).toEqual([]);
   });
+
+  it('a message cut short through an echoed secret shows none of it', async () => {
+    // The runner masks a secret only where it appears whole. A server that echoes the client
+    // secret near the 200th character of its description would leave its start in a message cut
+    // there, unless the known secrets are taken out first.
+    server.inject({
+      method: 'POST',
+      path: TOKEN_PATH,
+      kind: 'status',
+      status: 401,
+      body: { error: `${'x'.repeat(185)} ${app.clientSecret} and more` },
+    });
+    const run = await exchange();
+    expect(run.exitCode).toBe(1);
+    expect(errorLine(run)).toMatch(/x{185} \*\*\*/);
+    expect(run.maskedLog).not.toContain(app.clientSecret.slice(0, 8));
+    expectClean(run);
+  });
 });

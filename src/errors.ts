@@ -2,6 +2,7 @@
  * The three kinds of failure the action reports. Their messages are written for the workflow log:
  * they name what went wrong and where, and never carry request bodies, tokens or raw responses.
  */
+import { withoutSecrets } from './known-secrets.ts';
 
 /** An input is missing, malformed or not allowed with the others; raised before any request. */
 export class InputError extends Error {
@@ -96,9 +97,14 @@ export function describeError(error: unknown): string {
   return `Unexpected error: ${oneLine(message, 300)}`;
 }
 
-/** Collapse to one line of at most `max` characters; server text is shown, never trusted. */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]+/g;
+
+/**
+ * Collapse to one line of at most `max` characters; server text is shown, never trusted. Known
+ * secrets go first: a cut through one would leave its start unmasked.
+ */
 export function oneLine(text: string, max = 200): string {
-  // eslint-disable-next-line no-control-regex
-  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  const flat = withoutSecrets(text).replace(CONTROL, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }

@@ -5,6 +5,7 @@
 import * as core from '@actions/core';
 import type { Operation, Platform } from './config.ts';
 import { oneLine } from './errors.ts';
+import { rememberSecret } from './known-secrets.ts';
 import type { Identity, Software, TokenSet } from './providers/provider.ts';
 
 /**
@@ -14,8 +15,15 @@ import type { Identity, Software, TokenSet } from './providers/provider.ts';
 export function maskSecret(secret: string): void {
   if (!secret) return;
   core.setSecret(secret);
+  rememberSecret(secret);
   const lines = secret.split(/\r?\n/).map((line) => line.trim());
-  if (lines.length > 1) for (const line of lines) if (line) core.setSecret(line);
+  if (lines.length > 1) {
+    for (const line of lines) {
+      if (!line) continue;
+      core.setSecret(line);
+      rememberSecret(line);
+    }
+  }
 }
 
 export interface OperationResult {
@@ -175,8 +183,17 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"'|]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/**
+ * One log line that the runner cannot read as a workflow command. It takes `::name::data` at the
+ * start of a line (after spaces) and `##[name]data` anywhere in it (ActionCommand.TryParseV2 and
+ * TryParse, actions/runner). A server's text in a message (a software or user name) could
+ * otherwise send `stop-commands`, after which every `::add-mask::` is printed instead of obeyed.
+ * Warnings and errors are commands of their own, their text escaped by @actions/core.
+ */
 export function info(message: string): void {
-  core.info(message);
+  // eslint-disable-next-line no-control-regex
+  const line = message.replace(/[\u0000-\u001f\u007f]+/g, ' ').replaceAll('##[', '## [');
+  core.info(line.trimStart().startsWith('::') ? `- ${line}` : line);
 }
 
 export function warn(message: string): void {

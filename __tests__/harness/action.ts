@@ -224,8 +224,24 @@ function unescapeCommandData(value: string): string {
 }
 
 /**
+ * The command a runner reads in a line, if any (actions/runner, src/Runner.Common/ActionCommand.cs
+ * and src/Runner.Worker/ActionCommandManager.cs): `::name props::data` at the start of the line
+ * after leading spaces, else the old `##[name props]data` anywhere in it.
+ */
+function commandOf(line: string): { name: string; data: string } | undefined {
+  const v2 = /^::([^:]*?)::(.*)$/s.exec(line.trimStart());
+  const v1 = v2 ? undefined : /##\[([^\]]*)\](.*)$/s.exec(line);
+  const found = v2 ?? v1;
+  if (!found) return undefined;
+  const name = (found[1] ?? '').split(' ')[0] ?? '';
+  return name ? { name: name.toLowerCase(), data: found[2] ?? '' } : undefined;
+}
+
+/**
  * The runner's masking, replayed: a value is hidden from the line after its ::add-mask:: on.
- * A line printed before the mask arrives is shown as it was: that is a leak.
+ * A line printed before the mask arrives is shown as it was: that is a leak. As on the runner,
+ * `stop-commands` makes every command line plain text until its token comes back, so a mask sent
+ * meanwhile is printed, not registered.
  */
 export function maskLikeRunner(
   log: string,
@@ -233,10 +249,15 @@ export function maskLikeRunner(
 ): { masked: string; masks: string[] } {
   const masks: string[] = [];
   const out: string[] = [];
+  let stopToken: string | undefined;
   for (const line of log.split('\n')) {
-    const command = /^::add-mask::(.*)$/.exec(line);
-    if (command) {
-      const value = unescapeCommandData(command[1] ?? '');
+    const command = commandOf(line);
+    if (stopToken !== undefined) {
+      if (command?.name === stopToken.toLowerCase()) stopToken = undefined;
+    } else if (command?.name === 'stop-commands' && command.data) {
+      stopToken = unescapeCommandData(command.data);
+    } else if (command?.name === 'add-mask') {
+      const value = unescapeCommandData(command.data);
       if (value) masks.push(value);
       out.push(`::add-mask::${replacement}`);
       continue;

@@ -104,6 +104,8 @@ async function oauthLogin(
   let code: string;
   let redirectUri: string;
   const pkce = createPkce();
+  // The verifier alone turns a leaked code into a token for a public client: never printed.
+  terminal.mask(pkce.verifier);
   const state = createState();
   try {
     if (!useOob) listener = await startLoopback(options.port);

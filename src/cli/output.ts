@@ -4,6 +4,7 @@
  * through `redact`, so a server message or a stack of causes cannot echo one back.
  */
 import type { Writable } from 'node:stream';
+import { rememberSecret } from '../known-secrets.ts';
 
 export interface OutStream extends Pick<Writable, 'write'> {
   isTTY?: boolean;
@@ -35,7 +36,12 @@ export class Terminal {
   readonly mask = (secret: string): void => {
     if (!secret) return;
     this.secrets.add(secret);
-    for (const line of secret.split(/\r?\n/)) if (line.trim()) this.secrets.add(line.trim());
+    rememberSecret(secret);
+    for (const line of secret.split(/\r?\n/)) {
+      if (!line.trim()) continue;
+      this.secrets.add(line.trim());
+      rememberSecret(line.trim());
+    }
   };
 
   redact(text: string): string {

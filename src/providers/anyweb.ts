@@ -4,7 +4,7 @@
  * status. Access tokens are HS256 JWTs whose payload carries `exp` and the user's unionid (`id`).
  */
 import * as z from 'zod/mini';
-import { InputError, ServerError } from '../errors.ts';
+import { InputError, oneLine, ServerError } from '../errors.ts';
 import { RETRYABLE_STATUSES, parseJson, toServerError, type HttpRequest } from '../http.ts';
 import type { Operation, TokenConfig } from '../config.ts';
 import type { Provider, ProviderContext, TokenResult, TokenSet, Validation } from './provider.ts';
@@ -340,7 +340,7 @@ async function call<T>(
       status: response.status,
       code,
       description:
-        describeCode(code) ?? (wrapped.message ? wrapped.message.slice(0, 120) : undefined),
+        describeCode(code) ?? (wrapped.message ? oneLine(wrapped.message, 120) : undefined),
       hint: CODE_HINTS[code],
     });
   }

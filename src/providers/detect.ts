@@ -6,7 +6,7 @@
  * once: a failure is a reason to try the next way, not to repeat it, so two stays the limit.
  */
 import * as z from 'zod/mini';
-import { NetworkError, ServerError, UnsupportedError } from '../errors.ts';
+import { NetworkError, oneLine, ServerError, UnsupportedError } from '../errors.ts';
 import type { Http } from '../http.ts';
 import { ANYWEB_INSTANCE, type Platform } from '../config.ts';
 import type { Software } from './provider.ts';
@@ -105,9 +105,10 @@ export async function detectPlatform(http: Http, instance: URL): Promise<Detecti
               `${documentUrl.pathname} (${shortReason(error)}). ${SET_PLATFORM}`,
           );
         });
+      // The server's own words, shown in the log and outputs: one short line each.
       const software = {
-        name: data.software.name.toLowerCase(),
-        version: data.software.version ?? undefined,
+        name: oneLine(data.software.name.toLowerCase(), 60),
+        version: data.software.version ? oneLine(data.software.version, 60) : undefined,
       };
       const upstream = data.metadata?.upstream?.name;
       const platform =
