@@ -33,6 +33,18 @@ async function startedMisskey(options: Parameters<typeof startMisskey>[0]) {
   return server;
 }
 
+/** A Misskey fork under a name of its own, which names Misskey as its upstream in nodeinfo. */
+async function startedFork(software: { name: string; version: string }) {
+  const fork = await startedMisskey({});
+  fork.faults.inject({
+    kind: 'status',
+    status: 200,
+    path: '/nodeinfo/2.1',
+    body: { version: '2.1', software, metadata: { upstream: { name: 'Misskey' } } },
+  });
+  return fork;
+}
+
 describe('detectPlatform', () => {
   it('reads Misskey and its forks from nodeinfo in two requests', async () => {
     const client = http();
@@ -193,17 +205,7 @@ describe('detectPlatform', () => {
   });
 
   it('takes the platform from metadata.upstream.name when the software name is unknown', async () => {
-    const fork = await startedMisskey({});
-    fork.faults.inject({
-      kind: 'status',
-      status: 200,
-      path: '/nodeinfo/2.1',
-      body: {
-        version: '2.1',
-        software: { name: 'Kitsune', version: '1.2.0' },
-        metadata: { upstream: { name: 'Misskey' } },
-      },
-    });
+    const fork = await startedFork({ name: 'Kitsune', version: '1.2.0' });
     await expect(detectPlatform(http(), new URL(fork.url))).resolves.toEqual({
       platform: 'misskey',
       software: { name: 'kitsune', version: '1.2.0' },
@@ -247,17 +249,7 @@ describe('platform input on the bundle', () => {
   ])(
     "a software name with %s cannot stop the runner's commands, so the token it issues is masked",
     async (_, name) => {
-      const fork = await startedMisskey({});
-      fork.faults.inject({
-        kind: 'status',
-        status: 200,
-        path: '/nodeinfo/2.1',
-        body: {
-          version: '2.1',
-          software: { name, version: '1.0.0' },
-          metadata: { upstream: { name: 'Misskey' } },
-        },
-      });
+      const fork = await startedFork({ name, version: '1.0.0' });
       const session = randomUUID();
       const token = fork.approveMiAuth(session, { username: 'forked' });
       const result = await runAction('main', {

@@ -59,11 +59,18 @@ describe('ci.yml', () => {
     expect(runs).toEqual(stages.map((stage) => `node scripts/check.mjs ${stage}`));
   });
 
-  it('.ci/run runs all of them, through the same script', () => {
+  it('.ci/run runs all of them, through the same script, the last one being npm test', () => {
     const commands = readFileSync(join(ROOT, '.ci', 'run'), 'utf8')
       .split('\n')
       .filter((line) => line.trim() && !line.startsWith('#'));
-    expect(commands.at(-1)).toBe('exec node scripts/check.mjs');
+    expect(commands.slice(-2)).toEqual([
+      'node scripts/check.mjs $(node scripts/check.mjs --list | grep -vx test)',
+      'npm test',
+    ]);
+    expect(stages.at(-1)).toBe('test');
+    expect(readFileSync(join(ROOT, 'scripts', 'check.mjs'), 'utf8')).toContain(
+      "test: () => run('npm', ['test'])",
+    );
   });
 
   it('keeps the test artifacts', () => {
