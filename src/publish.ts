@@ -191,9 +191,8 @@ function escapeHtml(text: string): string {
  * Warnings and errors are commands of their own, their text escaped by @actions/core.
  */
 export function info(message: string): void {
-  // eslint-disable-next-line no-control-regex
-  const line = message.replace(/[\u0000-\u001f\u007f]+/g, ' ').replaceAll('##[', '## [');
-  core.info(line.trimStart().startsWith('::') ? `- ${line}` : line);
+  const line = oneLine(message, Number.POSITIVE_INFINITY).replaceAll('##[', '## [');
+  core.info(line.startsWith('::') ? `- ${line}` : line);
 }
 
 export function warn(message: string): void {
