@@ -3,7 +3,10 @@
  * `GET [base]/repos/{owner}/{repo}/actions/secrets/public-key`, and on
  * `PUT [base]/repos/{owner}/{repo}/actions/secrets/{name}` opens the sealed box with the private half,
  * so a test reads back exactly what the action encrypted. Like GitHub it answers 401 for a bad
- * token, 404 for a repository the token cannot see, 201 for a new secret and 204 for an update.
+ * token, 404 for a repository the token cannot see, 201 for a new secret and 204 for an update
+ * (operations actions/get-repo-public-key and actions/create-or-update-repo-secret in GitHub's
+ * OpenAPI description, github/rest-api-description
+ * descriptions/api.github.com/api.github.com.2022-11-28.yaml, API version 2022-11-28).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import sodium from 'libsodium-wrappers';
