@@ -17,8 +17,12 @@ const VERSION = (
 
 /** No GITHUB_SHA from a CI run that runs these tests: the tag names the commit here. */
 const env = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() });
-const release = (args: string[], cwd = ROOT) =>
-  spawnLogged(process.execPath, [SCRIPT, ...args], { env: env(), cwd, timeoutMs: 30_000 });
+const release = (args: string[], cwd = ROOT, extra: Record<string, string> = {}) =>
+  spawnLogged(process.execPath, [SCRIPT, ...args], {
+    env: { ...env(), ...extra },
+    cwd,
+    timeoutMs: 30_000,
+  });
 
 describe('tags', () => {
   it.each(['1.2.3', 'v1.2', 'v1', 'release-1.2.3'])('%s is refused', async (tag) => {
@@ -49,11 +53,7 @@ describe('check', () => {
   const check = async (tag: string, extra: Record<string, string> = {}) => {
     const output = join(dir, 'output');
     writeFileSync(output, '');
-    const run = await spawnLogged(process.execPath, [SCRIPT, 'check', tag], {
-      env: { ...env(), GITHUB_OUTPUT: output, ...extra },
-      cwd: dir,
-      timeoutMs: 30_000,
-    });
+    const run = await release(['check', tag], dir, { GITHUB_OUTPUT: output, ...extra });
     return { ...run, outputs: parseFileCommand(readFileSync(output, 'utf8')) };
   };
 
@@ -182,11 +182,7 @@ describe('move-major-tag', () => {
     expect(remoteTag('v1')).toBe(newest);
 
     commitAndTag('v1.11.0');
-    const ticked = await spawnLogged(process.execPath, [SCRIPT, 'move-major-tag', 'v1.11.0'], {
-      env: { ...env(), PRERELEASE: 'true' },
-      cwd: work,
-      timeoutMs: 30_000,
-    });
+    const ticked = await release(['move-major-tag', 'v1.11.0'], work, { PRERELEASE: 'true' });
     expect(ticked.exitCode).toBe(0);
     expect(ticked.stdout).toMatch('v1.11.0 is a prerelease: the major tag stays where it is.');
     expect(remoteTag('v1')).toBe(newest);

@@ -5,8 +5,16 @@
  */
 const secrets = new Set<string>();
 
-export function rememberSecret(secret: string): void {
-  if (secret) secrets.add(secret);
+/**
+ * Records a secret and returns what to mask: the value and each of its lines, trimmed (logs are
+ * matched line by line, so a multi-line value would otherwise leak one line at a time).
+ */
+export function rememberSecret(secret: string): string[] {
+  if (!secret) return [];
+  const parts = new Set([secret]);
+  for (const line of secret.split(/\r?\n/)) if (line.trim()) parts.add(line.trim());
+  for (const part of parts) secrets.add(part);
+  return [...parts];
 }
 
 /** The text with each known secret, longest first, replaced by `***`. */

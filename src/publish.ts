@@ -8,22 +8,9 @@ import { oneLine } from './errors.ts';
 import { rememberSecret } from './known-secrets.ts';
 import type { Identity, Software, TokenSet } from './providers/provider.ts';
 
-/**
- * Register a secret with the runner. Each line is registered too: the runner matches masks line
- * by line, so a multi-line value would otherwise leak one line at a time.
- */
+/** Register a secret with the runner, each of its lines too (see rememberSecret). */
 export function maskSecret(secret: string): void {
-  if (!secret) return;
-  core.setSecret(secret);
-  rememberSecret(secret);
-  const lines = secret.split(/\r?\n/).map((line) => line.trim());
-  if (lines.length > 1) {
-    for (const line of lines) {
-      if (!line) continue;
-      core.setSecret(line);
-      rememberSecret(line);
-    }
-  }
+  for (const part of rememberSecret(secret)) core.setSecret(part);
 }
 
 export interface OperationResult {

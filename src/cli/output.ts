@@ -4,7 +4,7 @@
  * through `redact`, so a server message or a stack of causes cannot echo one back.
  */
 import type { Writable } from 'node:stream';
-import { rememberSecret } from '../known-secrets.ts';
+import { rememberSecret, withoutSecrets } from '../known-secrets.ts';
 
 export interface OutStream extends Pick<Writable, 'write'> {
   isTTY?: boolean;
@@ -17,7 +17,6 @@ export function colourEnabled(stream: OutStream, env: NodeJS.ProcessEnv): boolea
 }
 
 export class Terminal {
-  private readonly secrets = new Set<string>();
   // Per stream: `fedi-token login … > secrets.txt` must not write escapes into the file just
   // because stderr is still a terminal, and `2> log` must not lose colour on the screen.
   private readonly colourOut: boolean;
@@ -34,23 +33,11 @@ export class Terminal {
 
   /** Record a secret; multi-line values are recorded line by line too. */
   readonly mask = (secret: string): void => {
-    if (!secret) return;
-    this.secrets.add(secret);
     rememberSecret(secret);
-    for (const line of secret.split(/\r?\n/)) {
-      if (!line.trim()) continue;
-      this.secrets.add(line.trim());
-      rememberSecret(line.trim());
-    }
   };
 
   redact(text: string): string {
-    let out = text;
-    // Longest first, so a secret that contains another is replaced whole.
-    for (const secret of [...this.secrets].sort((a, b) => b.length - a.length)) {
-      out = out.split(secret).join('***');
-    }
-    return out;
+    return withoutSecrets(text);
   }
 
   readonly progress = (message: string): void => {
